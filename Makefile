@@ -1,0 +1,34 @@
+# The README's two commands.  Each does all of its own set-up on a fresh machine.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+# ONNX Runtime build: gpu (onnxruntime-gpu, falls back to the CPU provider) or cpu.
+ORT     ?= gpu
+PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+STAMP   := $(VENV)/.installed
+BUNDLES ?= bundles
+
+.PHONY: demo test setup browser clean
+
+demo: setup
+	$(VENV)/bin/apptool demo --bundles $(BUNDLES) --train-missing
+
+test: setup browser
+	$(PY) -m pytest -p no:cacheprovider
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(addsuffix pyproject.toml,$(PLUGINS))
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[$(ORT),test]" $(addprefix -e ./,$(PLUGINS))
+	touch $@
+
+# Debian's Chromium for the browser tests (never `playwright install`: no downloads here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+clean:
+	rm -rf $(VENV) $(BUNDLES)

@@ -1,0 +1,58 @@
+"""The Gradio hub: one tab per installed task, each built by the task's own ``demo``.
+
+Model calls run on ONNX Runtime through a :class:`~apptool.runtime.Predictor`
+and share one queue concurrency id, so the hub never runs two model calls at
+once on a small machine.  Errors a user can fix appear in the page as text.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from apptool.errors import AppToolError
+
+CONCURRENCY_ID = "model"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoContext:
+    """What a task's ``demo`` gets: its predictor, a place for output files, and the error guard."""
+
+    predictor: Any  # apptool.runtime.Predictor
+    work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="apptool-demo-")))
+    concurrency_id: str = CONCURRENCY_ID
+
+    @property
+    def task(self):
+        return self.predictor.task
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.predictor.config
+
+    def api_name(self, action: str = "predict") -> str:
+        """The endpoint name gradio_client calls: ``/<task>_<action>``."""
+        return f"{self.task.name}_{action}"
+
+    def guard(self, fn: Callable) -> Callable:
+        """Wrap an event handler so user errors show as a readable message, never a traceback."""
+        import gradio as gr
+
+        @functools.wraps(fn)
+        def guarded(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except AppToolError as exc:
+                raise gr.Error(str(exc)) from None
+            except gr.Error:
+                raise
+            except Exception as exc:  # an unexpected failure still reaches the page as one line
+                log.exception("demo handler failed")
+                raise gr.Error(f"{type(exc).__name__}: {exc}") from None
+
+        return guarded

@@ -1,0 +1,104 @@
+"""ONNX Runtime inference for bundles: what a deployment needs, without torch.
+
+Providers are tried in the order TensorRT → CUDA → CPU, keeping those the
+installed build offers; the provider a session really got is read back from
+``session.get_providers()`` (onnxruntime-gpu lists CUDA even on a machine
+without a GPU, then silently runs on the CPU).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from apptool.errors import BundleError
+
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+METADATA_KEY = "apptool.config"
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise BundleError("ONNX Runtime is not installed: pip install 'apptool[cpu]' or 'apptool[gpu]'") from exc
+    return onnxruntime
+
+
+def candidate_providers(requested: Sequence[str] | None = None) -> list[str]:
+    """The preferred providers this ONNX Runtime build offers, best first (CPU always last)."""
+    available = set(_ort().get_available_providers())
+    order = requested or PREFERRED_PROVIDERS
+    chosen = [p for p in order if p in available]
+    return chosen if "CPUExecutionProvider" in chosen else chosen + ["CPUExecutionProvider"]
+
+
+def open_session(path: Path, providers: Sequence[str] | None = None, threads: int = 0):
+    """An InferenceSession over the best providers that really load."""
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # a GPU build on a CPU machine would warn about every provider it skips
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=candidate_providers(providers))
+    except Exception as exc:
+        raise BundleError(f"{path}: ONNX Runtime cannot load this model: {exc}") from exc
+
+
+def read_onnx_config(path: Path) -> dict[str, Any]:
+    """The bundle config stored in an ONNX file's metadata_props."""
+    meta = open_session(path, ["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in meta:
+        raise BundleError(f"{path}: not an apptool model (no {METADATA_KEY!r} in its metadata)")
+    return json.loads(meta[METADATA_KEY])
+
+
+class OnnxRunner:
+    """Runs a bundle's ONNX graphs by name; the numpy-side Runner of the task contract."""
+
+    def __init__(self, bundle_dir: Path, task_name: str, graphs: Sequence[str], providers: Sequence[str] | None = None):
+        self.sessions = {}
+        for graph in graphs:
+            path = Path(bundle_dir) / f"{graph}.onnx"
+            if not path.is_file():
+                raise BundleError(f"{path}: missing; run `apptool export {bundle_dir}`")
+            session = open_session(path, providers)
+            meta = session.get_modelmeta().custom_metadata_map
+            tagged = json.loads(meta.get(METADATA_KEY, "{}")).get("task")
+            if tagged != task_name:
+                raise BundleError(f"{path}: this ONNX file is for task {tagged!r}, not {task_name!r}")
+            self.sessions[graph] = session
+
+    @property
+    def provider(self) -> str:
+        """The execution provider the first graph really runs on."""
+        return next(iter(self.sessions.values())).get_providers()[0]
+
+    def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        session = self.sessions[graph]
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, feeds)))
+
+
+class Predictor:
+    """A loaded bundle ready to predict: its task, config and an ONNX Runtime runner."""
+
+    def __init__(self, bundle_dir: str | Path, providers: Sequence[str] | None = None, task=None):
+        from apptool.bundle import read_config
+        from apptool.plugins import get_plugins
+
+        self.bundle_dir = Path(bundle_dir)
+        self.config = read_config(self.bundle_dir)
+        self.task = task or get_plugins().task(self.config["task"])
+        self.runner = OnnxRunner(self.bundle_dir, self.task.name, self.config["graphs"], providers)
+
+    @property
+    def provider(self) -> str:
+        return self.runner.provider
+
+    def predict(self, items: Sequence[Any]) -> list[dict[str, Any]]:
+        """JSON-ready predictions for raw items."""
+        return self.task.predict(self.runner, list(items), self.config)

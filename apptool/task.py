@@ -1,0 +1,192 @@
+"""The task contract: what a task plugin supplies to the core.
+
+A task module is imported on the predict path, which must work without torch,
+so this file (and a plugin's own ``task.py``) imports torch only inside the
+methods that train or export.  The split is:
+
+* torch side (training, export): ``build_model``, ``load_data``, ``loss``,
+  ``graphs``;
+* numpy side (deployment): ``predict``, ``evaluate``, ``read_input``,
+  ``render``, ``demo``, ``sample_inputs`` — they talk to a model only through a
+  :class:`Runner`, so the same code runs over torch and over ONNX Runtime.
+"""
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Protocol, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from apptool.demo import DemoContext
+
+
+class Runner(Protocol):
+    """Runs one named graph of a bundle on numpy feeds (torch or ONNX Runtime)."""
+
+    def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Return the graph's outputs by name for the given input feeds."""
+
+
+@dataclass
+class Graph:
+    """One ONNX graph a task exports, and how to check it.
+
+    ``module`` takes its inputs positionally in ``input_names`` order and
+    returns a tensor or a tuple in ``output_names`` order.  ``examples`` are
+    feeds at several shapes (batch sizes, lengths, image sizes): the first is
+    the export example, all of them are checked for parity.
+    """
+
+    name: str
+    module: Any  # torch.nn.Module; typed loosely so this file needs no torch
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    dynamic_axes: dict[str, dict[int, str]]
+    examples: list[dict[str, np.ndarray]]
+    atol: float = 1e-4
+
+
+@dataclass
+class Splits:
+    """Training and test data as torch Datasets, plus what the bundle must remember.
+
+    ``info`` is merged into the bundle config: class names, vocabulary,
+    normalisation statistics, the data source.
+    """
+
+    train: Any
+    test: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` updated by ``override``, recursing into nested dicts."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 32,
+    "optimizer": "adamw",  # "adamw" | "sgd"
+    "lr": 1e-3,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "schedule": "cosine",  # "cosine" | "step" | "constant"
+    "warmup_epochs": 0,
+    "val_fraction": 0.1,
+    "patience": 0,  # early-stopping patience in epochs; 0 disables it
+    "grad_clip": 0.0,  # max gradient norm; 0 disables clipping
+    "finetune": "full",  # "full" | "frozen" | "gradual": how the encoder trains
+    "backbone_lr_mult": 0.1,  # encoder LR = lr * this, under "gradual" and "full"
+    "unfreeze_epoch": 1,  # under "gradual", the epoch the encoder starts training
+    "num_workers": 0,
+}
+
+
+class Task(ABC):
+    """Base class of every task.  Subclass it and return instances from ``apptool_tasks``.
+
+    Class attributes are data, read by the CLI, hub and conformance suite:
+
+    * ``name`` — CLI name (``apptool train NAME``), also the ONNX metadata tag;
+    * ``title`` — the demo tab's label;
+    * ``metrics`` — keys ``evaluate`` always returns; ``primary_metric`` and
+      ``greater_is_better`` tell which one summarises a model;
+    * ``input_kind`` — ``"image"`` (HxWx3 uint8 RGB arrays) or anything else a
+      task reads itself through ``read_input``;
+    * ``presets`` — overrides of ``default_config()`` by preset name.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    metrics: ClassVar[tuple[str, ...]] = ()
+    primary_metric: ClassVar[str] = ""
+    greater_is_better: ClassVar[bool] = True
+    input_kind: ClassVar[str] = "image"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "full": {}}
+
+    # -- configuration ---------------------------------------------------
+    def default_config(self) -> dict[str, Any]:
+        """Model, data and training settings; ``train`` keys override TRAIN_DEFAULTS."""
+        return {"model": {}, "data": {}, "train": {}}
+
+    def config(self, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
+        """The full config for a preset: defaults, then the preset, then ``overrides``."""
+        if preset not in self.presets:
+            from apptool.errors import ConfigError
+
+            raise ConfigError(f"task {self.name!r} has no preset {preset!r}; choose one of {sorted(self.presets)}")
+        config = deep_merge({"train": dict(TRAIN_DEFAULTS), "seed": 0}, self.default_config())
+        config = deep_merge(config, self.presets[preset])
+        config = deep_merge(config, overrides or {})
+        config["task"] = self.name
+        config["preset"] = preset
+        return config
+
+    # -- torch side: training and export --------------------------------
+    @abstractmethod
+    def build_model(self, config: dict[str, Any]) -> "torch.nn.Module":
+        """The torch model for ``config``; an encoder, if any, is its ``encoder`` attribute."""
+
+    @abstractmethod
+    def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
+        """Train/test datasets from ``data_dir`` (public layouts) or the built-in generator."""
+
+    def collate(self, samples: list) -> Any:
+        """Batch samples for the trainer; the default stacks them with torch's collate."""
+        from torch.utils.data import default_collate
+
+        return default_collate(samples)
+
+    @abstractmethod
+    def loss(self, model: "torch.nn.Module", batch: Any) -> "torch.Tensor":
+        """The training loss of one batch (the trainer also uses it for validation)."""
+
+    @abstractmethod
+    def graphs(self, model: "torch.nn.Module", config: dict[str, Any]) -> list[Graph]:
+        """The ONNX graphs to export from a trained model, with parity examples."""
+
+    # -- numpy side: deployment ------------------------------------------
+    @abstractmethod
+    def predict(self, runner: Runner, items: Sequence[Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+        """Preprocess raw items, run the graphs, postprocess to JSON-ready dicts."""
+
+    @abstractmethod
+    def evaluate(
+        self, runner: Runner, dataset: Any, config: dict[str, Any], out_dir: Path | None = None
+    ) -> dict[str, Any]:
+        """The field's metrics on a held-out dataset; may write plots into ``out_dir``."""
+
+    @abstractmethod
+    def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[Any]:
+        """``n`` raw inputs from the built-in generator: demo examples, bench, tests."""
+
+    def read_input(self, path: Path) -> Iterator[tuple[str, Any]]:
+        """Raw items from a file the user passed to ``predict``: (name, item) pairs."""
+        from apptool.images import read_image_or_video
+
+        yield from read_image_or_video(path)
+
+    def render(self, item: Any, result: dict[str, Any]) -> np.ndarray | None:
+        """An annotated RGB image of a prediction, or None if the task draws nothing."""
+        return None
+
+    @abstractmethod
+    def demo(self, ctx: "DemoContext") -> None:
+        """Build this task's Gradio components inside the hub's tab."""
+
+
+TaskFactory = Callable[[], Task]
