@@ -7,6 +7,8 @@ without a GPU, then silently runs on the CPU).
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,11 +29,32 @@ def _ort():
     return onnxruntime
 
 
+#: The shared library each GPU provider needs at run time: a GPU build lists these
+#: providers even where the driver or TensorRT is absent, then prints errors and falls back.
+PROVIDER_LIBRARIES = {
+    "CUDAExecutionProvider": ("libcuda.so.1", "nvcuda.dll"),
+    "TensorrtExecutionProvider": ("libnvinfer.so.10", "libnvinfer.so", "nvinfer.dll", "nvinfer_10.dll"),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _library_loads(provider: str) -> bool:
+    for name in PROVIDER_LIBRARIES.get(provider, ()):
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return provider not in PROVIDER_LIBRARIES
+
+
 def candidate_providers(requested: Sequence[str] | None = None) -> list[str]:
-    """The preferred providers this ONNX Runtime build offers, best first (CPU always last)."""
+    """The preferred providers this build offers and this machine can load, best first (CPU always last)."""
     available = set(_ort().get_available_providers())
     order = requested or PREFERRED_PROVIDERS
-    chosen = [p for p in order if p in available]
+    chosen = [p for p in order if p in available and (p == "CPUExecutionProvider" or _library_loads(p))]
+    if "CUDAExecutionProvider" not in chosen:  # TensorRT runs on top of CUDA
+        chosen = [p for p in chosen if p != "TensorrtExecutionProvider"]
     return chosen if "CPUExecutionProvider" in chosen else chosen + ["CPUExecutionProvider"]
 
 

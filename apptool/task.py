@@ -105,7 +105,8 @@ class Task(ABC):
     * ``metrics`` — keys ``evaluate`` always returns; ``primary_metric`` and
       ``greater_is_better`` tell which one summarises a model;
     * ``input_kind`` — ``"image"`` (HxWx3 uint8 RGB arrays) or anything else a
-      task reads itself through ``read_input``;
+      task reads itself through ``read_input``; ``input_suffixes`` — the files
+      ``predict`` picks from a folder;
     * ``presets`` — overrides of ``default_config()`` by preset name.
     """
 
@@ -116,6 +117,9 @@ class Task(ABC):
     primary_metric: ClassVar[str] = ""
     greater_is_better: ClassVar[bool] = True
     input_kind: ClassVar[str] = "image"
+    input_suffixes: ClassVar[frozenset[str]] = frozenset(
+        {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".mp4", ".avi", ".mov", ".mkv", ".webm"}
+    )
     presets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "full": {}}
 
     # -- configuration ---------------------------------------------------
@@ -153,7 +157,11 @@ class Task(ABC):
 
     @abstractmethod
     def loss(self, model: "torch.nn.Module", batch: Any) -> "torch.Tensor":
-        """The training loss of one batch (the trainer also uses it for validation)."""
+        """The training loss of one batch (also used for validation).
+
+        Call ``model(...)`` for the forward pass: under DDP ``model`` is the
+        DistributedDataParallel wrapper, whose other attributes are not the model's.
+        """
 
     @abstractmethod
     def graphs(self, model: "torch.nn.Module", config: dict[str, Any]) -> list[Graph]:

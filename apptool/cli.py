@@ -1,0 +1,248 @@
+"""The ``apptool`` command line (typer).  Errors a user can fix print as one red line, exit code 2."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from apptool.errors import AppToolError, ConfigError
+from apptool.plugins import get_plugins
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train, export, deploy and demo classic deep-learning applications.")
+console = Console(stderr=True)
+
+
+def _emit(value: Any) -> None:
+    """Machine-readable output: one JSON document on stdout."""
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _parse_set(pairs: list[str]) -> dict[str, Any]:
+    """``--set train.lr=0.01`` pairs as a nested override dict (values parsed as JSON when they can be)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. train.lr=0.01")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = overrides
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return overrides
+
+
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Installed plugins, their tasks and hooks, and the plugins that failed to load."""
+    loaded = get_plugins()
+    infos = [vars(i) for i in loaded.infos.values()]
+    errors = [vars(e) for e in loaded.load_errors]
+    if as_json:
+        _emit({"plugins": infos, "errors": errors, "tasks": sorted(loaded.tasks)})
+        return
+    table = Table("plugin", "distribution", "version", "API", "tasks", "hooks")
+    for i in infos:
+        table.add_row(i["name"], i["distribution"], i["version"], ",".join(map(str, i["api"])), ", ".join(i["tasks"]),
+                      ", ".join(i["hooks"]))
+    Console().print(table)
+    for e in errors:
+        console.print(f"[red]failed to load[/] {e['name']} ({e['distribution'] or 'unknown distribution'}): {e['error']}")
+
+
+def _relaunch_distributed(nproc: int, nnodes: int, rdzv: Optional[str]) -> None:
+    """Re-run this very command under torch's elastic launcher, one process per rank."""
+    import subprocess
+
+    args = [a for a in sys.argv[1:]]
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}"]
+    launcher += [f"--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv}"] if rdzv else ["--standalone"]
+    env = {**os.environ, "APPTOOL_UNDER_TORCHRUN": "1"}
+    raise typer.Exit(subprocess.call(launcher + ["-m", "apptool"] + args, env=env))
+
+
+@app.command()
+def train(
+    task_name: str = typer.Argument(..., metavar="TASK"),
+    out: Path = typer.Option(..., "--out", help="Bundle directory to write."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data in the task's public layout (default: built-in generator)."),
+    preset: str = typer.Option("quick", "--preset", help="tiny | quick | full"),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="timm encoder name."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Encoder weights: .safetensors file, weights dir or backbone bundle."),
+    set_: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE (repeatable), e.g. train.lr=0.01"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Processes per node (DDP via torchrun)."),
+    nnodes: int = typer.Option(1, "--nnodes"),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous (multi-node)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train TASK and write a bundle (weights, ONNX, metrics, card)."""
+    if (nproc_per_node > 1 or nnodes > 1) and not os.environ.get("APPTOOL_UNDER_TORCHRUN"):
+        _relaunch_distributed(nproc_per_node, nnodes, rdzv_endpoint)
+    from apptool.engine import train as run_training
+
+    task = get_plugins().task(task_name)
+    overrides = _parse_set(set_)
+    if epochs is not None:
+        overrides.setdefault("train", {})["epochs"] = epochs
+    if seed is not None:
+        overrides["seed"] = seed
+    for key, value in (("backbone", backbone), ("pretrained", pretrained)):
+        if value is not None:
+            overrides.setdefault("model", {})[key] = value
+    if data is not None and not data.is_dir():
+        raise ConfigError(f"--data {data}: no such folder")
+    config = task.config(preset, overrides)
+    bundle = run_training(task, config, out, data, resume=resume, progress=not quiet)
+    from apptool.bundle import read_metrics
+
+    if os.environ.get("RANK", "0") == "0":
+        console.print(f"[green]bundle written:[/] {bundle}")
+        _print_metrics(read_metrics(bundle).get("test", {}))
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    table = Table("metric", "value")
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)):
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@app.command("eval")
+def evaluate(
+    bundle: Path = typer.Argument(...),
+    data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this folder's test split instead."),
+    variant: str = typer.Option("", "--variant", help="Evaluate an exported variant (e.g. fp16, int8) from the bundle."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Metrics of BUNDLE on the test split, computed with ONNX Runtime."""
+    from apptool.evaluation import evaluate_bundle
+
+    metrics = evaluate_bundle(bundle, data, variant)
+    if as_json:
+        _emit(metrics)
+    else:
+        _print_metrics(metrics)
+
+
+@app.command()
+def export(
+    bundle: Path = typer.Argument(...),
+    format: str = typer.Option("onnx", "--format", help="onnx, or any format a plugin adds (see --help of the exporters)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: the bundle itself for onnx)."),
+) -> None:
+    """(Re)export BUNDLE, with the torch/ONNX Runtime parity check."""
+    from apptool.exporters import run_exporter
+
+    path = run_exporter(format, bundle, out)
+    console.print(f"[green]{format} export written:[/] {path}")
+
+
+@app.command()
+def predict(
+    bundle: Path = typer.Argument(...),
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help="Files, folders or videos."),
+    as_json: bool = typer.Option(False, "--json"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for annotated images and videos."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+) -> None:
+    """Run BUNDLE on ONNX Runtime over files, folders and videos."""
+    from apptool.predicting import predict_paths
+
+    results = predict_paths(bundle, inputs, out, batch_size)
+    if as_json:
+        _emit(results)
+    else:
+        for row in results["predictions"]:
+            console.print(f"[bold]{row['input']}[/]: {json.dumps(row['result'], default=str)[:300]}")
+        console.print(f"provider: {results['provider']}")
+
+
+@app.command()
+def bench(
+    bundle: Path = typer.Argument(...),
+    batch: int = typer.Option(16, "--batch", help="The larger batch size measured besides 1."),
+    repeats: int = typer.Option(20, "--repeats"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """torch eager vs ONNX Runtime on the same inputs, in one run."""
+    from apptool.benchmark import bench_bundle
+
+    report = bench_bundle(bundle, batch, repeats)
+    if as_json:
+        _emit(report)
+        return
+    table = Table("batch", "runtime", "median ms", "p95 ms", "items/s")
+    for row in report["rows"]:
+        table.add_row(str(row["batch"]), row["runtime"], f"{row['median_ms']:.2f}", f"{row['p95_ms']:.2f}", f"{row['items_per_s']:.1f}")
+    Console().print(table)
+    for size, ratio in report["speedup"].items():
+        Console().print(f"batch {size}: ONNX Runtime is {ratio:.2f}x the speed of torch eager ({report['provider']})")
+
+
+@app.command()
+def pretrain(
+    backbone: str = typer.Argument(..., help="timm model name."),
+    out: Path = typer.Option(..., "--out"),
+    preset: str = typer.Option("quick", "--preset"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Pretrain a backbone offline on the built-in source task; use it with --pretrained."""
+    from apptool.pretrain import pretrain as run_pretrain
+
+    console.print(f"[green]backbone bundle written:[/] {run_pretrain(backbone, out, preset, seed)}")
+
+
+@app.command()
+def demo(
+    bundles: Path = typer.Option(Path("bundles"), "--bundles", help="Folder with one bundle per task (<task>/)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (localhost unless told otherwise)."),
+    port: int = typer.Option(7860, "--port"),
+    train_missing: bool = typer.Option(False, "--train-missing", help="Train the quick model of tasks with no bundle first."),
+) -> None:
+    """Serve the Gradio hub: one tab per installed task."""
+    from apptool.hub import launch
+
+    launch(bundles, host=host, port=port, train_missing=train_missing)
+
+
+@app.command("new-plugin")
+def new_plugin(
+    name: str = typer.Argument(..., help="Task name, e.g. my_task."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to create the plugin folder."),
+) -> None:
+    """Create a ready-to-install task plugin (a working small task, its tests, a README)."""
+    from apptool.scaffold import create_plugin
+
+    target = create_plugin(name, directory)
+    console.print(f"[green]plugin created:[/] {target}\n  pip install {target}\n  apptool train {name} --out bundles/{name}")
+
+
+def _add_plugin_commands() -> None:
+    try:
+        get_plugins().pm.hook.apptool_cli_commands(app=app)
+    except Exception as exc:
+        console.print(f"[red]a plugin failed to add its commands:[/] {exc}")
+
+
+def main() -> None:
+    _add_plugin_commands()
+    try:
+        app()
+    except AppToolError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise SystemExit(2) from None

@@ -1,0 +1,47 @@
+"""Resumable training checkpoints in safetensors: model, optimizer state and progress.
+
+The optimizer's tensors go into the safetensors body and its plain values
+into the JSON metadata, so a checkpoint never needs pickle to load.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from apptool.bundle import load_state, save_state
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: dict[str, Any],
+                    best_state: dict[str, torch.Tensor] | None) -> Path:
+    """Write everything needed to continue training after ``progress['epoch']``."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if best_state is not None:
+        tensors.update({f"best.{k}": v for k, v in best_state.items()})
+    opt = optimizer.state_dict()
+    plain_state: dict[str, dict[str, Any]] = {}
+    for index, state in opt["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{key}"] = value
+            else:
+                plain_state.setdefault(str(index), {})[key] = value
+    meta = {"progress": progress, "param_groups": opt["param_groups"], "optim_state": plain_state}
+    return save_state(path, tensors, meta)
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer):
+    """Restore model and optimizer in place; return (progress, best_state or None)."""
+    tensors, meta = load_state(path)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in meta["optim_state"].items()}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return meta["progress"], best

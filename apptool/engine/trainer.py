@@ -1,0 +1,256 @@
+"""One trainer for every task: the task supplies data, model and loss; this loop does the rest.
+
+Seeding makes a run reproducible, and the shuffling of each epoch is seeded by
+(seed, epoch), so a run resumed from a checkpoint continues exactly as an
+uninterrupted one would.  AMP and DDP switch on by themselves on CUDA and under
+torchrun.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from apptool.engine import distributed
+from apptool.engine.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from apptool.engine.curves import write_history
+from apptool.errors import ConfigError
+from apptool.task import Task
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "step", "constant")
+FINETUNE_MODES = ("full", "frozen", "gradual")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """A seeded random split of the training data into train and validation parts."""
+    n = len(dataset)
+    n_val = int(round(n * fraction)) if fraction > 0 else 0
+    if n_val == 0 or n - n_val < 1:
+        return dataset, None
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return Subset(dataset, order[n_val:]), Subset(dataset, order[:n_val])
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier of the base learning rate at optimizer step ``step``."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    if schedule == "step":
+        return 0.1 ** int(progress * 3)  # divide by 10 at 1/3 and 2/3 of training
+    return 1.0
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def batch_size_of(batch: Any) -> int:
+    if torch.is_tensor(batch):
+        return int(batch.shape[0])
+    if isinstance(batch, dict):
+        return batch_size_of(next(iter(batch.values())))
+    if isinstance(batch, (list, tuple)) and batch:
+        return batch_size_of(batch[0])
+    return 1
+
+
+class Trainer:
+    """Trains ``task``'s model on its data with the ``train`` section of ``config``."""
+
+    def __init__(self, task: Task, config: dict[str, Any], out_dir: Path, progress: bool = True):
+        self.task, self.config, self.out_dir = task, config, Path(out_dir)
+        self.opts = config["train"]
+        self._validate_options()
+        self.device = distributed.setup()
+        self.amp = self.device.type == "cuda"
+        self.show_progress = progress and distributed.is_main()
+
+    def _validate_options(self) -> None:
+        for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("finetune", FINETUNE_MODES)):
+            if self.opts[key] not in allowed:
+                raise ConfigError(f"train.{key} = {self.opts[key]!r}; expected one of {', '.join(allowed)}")
+        for key in ("epochs", "batch_size"):
+            if int(self.opts[key]) < 1:
+                raise ConfigError(f"train.{key} must be at least 1, got {self.opts[key]}")
+
+    # -- building blocks -----------------------------------------------------
+    def _loader(self, dataset: Dataset, shuffle: bool, epoch: int) -> DataLoader:
+        seed = int(self.config["seed"]) * 1000 + epoch
+        batch_size = max(1, int(self.opts["batch_size"]) // distributed.world_size())
+        if distributed.world_size() > 1:
+            sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=False)
+            sampler.set_epoch(0)
+            return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=self.task.collate,
+                              num_workers=int(self.opts["num_workers"]))
+        generator = torch.Generator().manual_seed(seed)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                          collate_fn=self.task.collate, num_workers=int(self.opts["num_workers"]))
+
+    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        lr, decay = float(self.opts["lr"]), float(self.opts["weight_decay"])
+        encoder = getattr(model, "encoder", None)
+        encoder_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+        head = [p for p in model.parameters() if id(p) not in encoder_ids]
+        groups = [{"params": head, "lr": lr, "base_lr": lr}]
+        if encoder_ids and self.opts["finetune"] != "frozen":
+            enc_lr = lr * float(self.opts["backbone_lr_mult"])
+            groups.append({"params": list(encoder.parameters()), "lr": enc_lr, "base_lr": enc_lr})
+        if self.opts["optimizer"] == "sgd":
+            return torch.optim.SGD(groups, lr=lr, momentum=float(self.opts["momentum"]), weight_decay=decay)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=decay)
+
+    def _encoder_trainable(self, epoch: int) -> bool:
+        mode = self.opts["finetune"]
+        return mode == "full" or (mode == "gradual" and epoch >= int(self.opts["unfreeze_epoch"]))
+
+    def _set_trainable(self, model: torch.nn.Module, epoch: int) -> None:
+        encoder = getattr(model, "encoder", None)
+        if encoder is None:
+            return
+        trainable = self._encoder_trainable(epoch)
+        for p in encoder.parameters():
+            p.requires_grad_(trainable)
+        if not trainable:
+            encoder.eval()  # frozen features keep their batch-norm statistics
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if distributed.world_size() <= 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+    # -- the loop --------------------------------------------------------------
+    def fit(self, model: torch.nn.Module, train_set: Dataset, resume: bool = False) -> tuple[torch.nn.Module, list[dict]]:
+        """Train ``model`` in place; return it (best validation weights restored) and the history."""
+        seed_everything(int(self.config["seed"]))
+        model.to(self.device)
+        train_part, val_part = split_validation(train_set, float(self.opts["val_fraction"]), int(self.config["seed"]))
+        optimizer = self._optimizer(model)
+        epochs = int(self.opts["epochs"])
+        steps_per_epoch = len(self._loader(train_part, False, 0))
+        total_steps = epochs * steps_per_epoch
+        warmup = int(self.opts["warmup_epochs"]) * steps_per_epoch
+        scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        progress = {"epoch": -1, "step": 0, "best_val": None, "bad_epochs": 0, "history": []}
+        best_state = None
+        ckpt_path = self.out_dir / CHECKPOINT
+        if resume and ckpt_path.exists():
+            progress, best_state = load_checkpoint(ckpt_path, model, optimizer)
+            model.to(self.device)
+
+        bars = _progress_bars(self.show_progress)
+        with bars:
+            epoch_bar = bars.add_task(f"train {self.task.name}", total=epochs, completed=progress["epoch"] + 1)
+            for epoch in range(progress["epoch"] + 1, epochs):
+                started = time.perf_counter()
+                self._set_trainable(model, epoch)
+                wrapped = self._wrap(model)
+                seed_everything(int(self.config["seed"]) * 1000 + epoch)
+                train_loss = self._train_epoch(wrapped, model, optimizer, scaler, train_part, epoch, progress,
+                                               total_steps, warmup, bars)
+                val_loss = self._validate(wrapped, model, val_part) if val_part is not None else None
+                progress["history"].append({
+                    "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
+                    "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 3),
+                })
+                monitored = val_loss if val_loss is not None else train_loss
+                if progress["best_val"] is None or monitored < progress["best_val"]:
+                    progress["best_val"], progress["bad_epochs"] = monitored, 0
+                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                else:
+                    progress["bad_epochs"] += 1
+                progress["epoch"] = epoch
+                stop = 0 < int(self.opts["patience"]) <= progress["bad_epochs"]
+                progress["stopped_early"] = stop
+                if distributed.is_main():
+                    save_checkpoint(ckpt_path, model, optimizer, progress, best_state)
+                    write_history(self.out_dir, progress["history"])
+                bars.update(epoch_bar, advance=1, description=f"train {self.task.name} · loss {train_loss:.4f}"
+                            + (f" · val {val_loss:.4f}" if val_loss is not None else ""))
+                if stop:
+                    break
+        distributed.barrier()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        return model.cpu().eval(), progress["history"]
+
+    def _train_epoch(self, wrapped, model, optimizer, scaler, dataset, epoch, progress, total_steps, warmup, bars) -> float:
+        wrapped.train()
+        self._set_trainable(model, epoch)  # train() above re-enabled batch-norm updates of a frozen encoder
+        loader = self._loader(dataset, True, epoch)
+        batch_bar = bars.add_task(f"  epoch {epoch + 1}", total=len(loader))
+        total, count = 0.0, 0
+        for batch in loader:
+            factor = lr_factor(progress["step"], total_steps, warmup, self.opts["schedule"])
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
+            batch = to_device(batch, self.device)
+            with torch.autocast("cuda", enabled=self.amp) if self.amp else contextlib.nullcontext():
+                loss = self.task.loss(wrapped, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch + 1}, step {progress['step']}; "
+                                         "lower train.lr or set train.grad_clip")
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if float(self.opts["grad_clip"]) > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(self.opts["grad_clip"]))
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            size = batch_size_of(batch)
+            total += loss.item() * size
+            count += size
+            progress["step"] += 1
+            bars.update(batch_bar, advance=1)
+        bars.remove_task(batch_bar)
+        return distributed.mean_across_ranks(total, count)
+
+    @torch.no_grad()
+    def _validate(self, wrapped, model, dataset) -> float:
+        wrapped.eval()
+        total, count = 0.0, 0
+        for batch in self._loader(dataset, False, 0):
+            batch = to_device(batch, self.device)
+            size = batch_size_of(batch)
+            total += self.task.loss(model, batch).item() * size
+            count += size
+        return distributed.mean_across_ranks(total, count)
+
+
+def _progress_bars(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), disable=not enabled, transient=False)

@@ -1,0 +1,52 @@
+"""Exporters by format, one function each under one decorator; plugins add more via ``apptool_exporters``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from apptool.errors import ConfigError
+
+Exporter = Callable[[Path, "Path | None"], Path]
+EXPORTERS: dict[str, Exporter] = {}
+
+
+def exporter(name: str) -> Callable[[Exporter], Exporter]:
+    """Register ``fn(bundle_dir, out_dir) -> written path`` as the exporter of format ``name``."""
+
+    def register(fn: Exporter) -> Exporter:
+        EXPORTERS[name] = fn
+        return fn
+
+    return register
+
+
+@exporter("onnx")
+def export_onnx_bundle(bundle_dir: Path, out_dir: Path | None) -> Path:
+    """Re-export the bundle's graphs from its safetensors weights, with the parity check."""
+    import shutil
+
+    from apptool.bundle import CONFIG, atomic_write_json, load_model, update_metrics
+    from apptool.export import export_onnx
+
+    model, config, task = load_model(bundle_dir)
+    target = Path(out_dir) if out_dir else Path(bundle_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    report = export_onnx(task, model, config, target)
+    if target != Path(bundle_dir):
+        for name in ("weights.safetensors", "metrics.json", "card.md"):
+            if (Path(bundle_dir) / name).exists():
+                shutil.copy2(Path(bundle_dir) / name, target / name)
+    update_metrics(target, export=report)
+    atomic_write_json(target / CONFIG, config)
+    return target
+
+
+def run_exporter(name: str, bundle_dir: Path, out_dir: Path | None) -> Path:
+    from apptool.bundle import read_config
+    from apptool.plugins import get_plugins
+
+    read_config(bundle_dir)  # a clear error for a directory that is not a bundle
+    available = {**EXPORTERS, **get_plugins().merged("apptool_exporters")}
+    if name not in available:
+        raise ConfigError(f"no exporter for format {name!r}; available: {', '.join(sorted(available))}")
+    return available[name](Path(bundle_dir), Path(out_dir) if out_dir else None)

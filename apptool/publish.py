@@ -1,0 +1,78 @@
+"""Turning trained weights into a finished bundle: export, held-out metrics, model card, config last.
+
+config.json is written last: a directory without it is not a bundle, so a run
+killed half-way never leaves something that looks complete.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from apptool import __version__
+from apptool.bundle import CARD, CONFIG, atomic_write_bytes, atomic_write_json, update_metrics
+from apptool.engine.checkpoint import CHECKPOINT
+from apptool.export import export_onnx
+from apptool.runtime import OnnxRunner
+from apptool.task import Task
+
+
+def plugin_version(task: Task) -> str:
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    top = type(task).__module__.split(".")[0]
+    try:
+        return version(packages_distributions().get(top, [top])[0])
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def finish_bundle(task: Task, model, config: dict[str, Any], out_dir: Path, test_set, training: dict[str, Any]) -> dict:
+    """Export ONNX, evaluate it on ONNX Runtime over the test split, write metrics, card and config."""
+    config = {**config, "apptool_version": __version__, "plugin_version": plugin_version(task)}
+    export = export_onnx(task, model, config, out_dir)
+    runner = OnnxRunner(out_dir, task.name, config["graphs"])
+    test = task.evaluate(runner, test_set, config, out_dir)
+    metrics = update_metrics(out_dir, test=test, export=export, training=training, provider=runner.provider)
+    atomic_write_bytes(Path(out_dir) / CARD, model_card(task, config, metrics).encode())
+    atomic_write_json(Path(out_dir) / CONFIG, config)
+    (Path(out_dir) / CHECKPOINT).unlink(missing_ok=True)
+    return metrics
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def model_card(task: Task, config: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """card.md: what the model is, what it was trained on, how well it does, how to run it."""
+    test = metrics.get("test", {})
+    rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in test.items() if isinstance(v, (int, float, str)))
+    parity = metrics.get("export", {}).get("parity_max_abs_diff", {})
+    training = metrics.get("training", {})
+    model = config.get("model", {})
+    return f"""# {task.title or task.name}
+
+{task.description}
+
+- task: `{task.name}` (plugin {config.get('plugin_version')}, apptool {config.get('apptool_version')})
+- model: {', '.join(f'{k}={v}' for k, v in model.items()) or 'task default'}
+- trained on: {config.get('data_source')} ({training.get('train_samples')} training samples, preset `{config.get('preset')}`, seed {config.get('seed')})
+- training: {training.get('epochs_run')} epochs in {training.get('seconds')} s on {training.get('device')}
+- ONNX graphs: {', '.join(f'`{g}.onnx`' for g in config['graphs'])}; torch/ONNX Runtime max abs difference {', '.join(f'{g}: {d:.2e}' for g, d in parity.items())}
+
+## Metrics on the held-out test split ({training.get('test_samples')} samples, ONNX Runtime)
+
+| metric | value |
+|---|---|
+{rows}
+
+## How to run
+
+```
+apptool predict {{this folder}} INPUT... --json
+apptool eval {{this folder}} --json
+```
+
+Deployment needs only `onnxruntime` (or `onnxruntime-gpu`), numpy and OpenCV: the ONNX files carry this
+bundle's config in their `metadata_props` (key `apptool.config`).
+"""

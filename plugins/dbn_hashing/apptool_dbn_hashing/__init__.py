@@ -1,0 +1,1 @@
+"""DBN semantic hashing: images to short binary codes, retrieved by Hamming distance."""

@@ -1,0 +1,11 @@
+"""Entry point of the dbn_hashing plugin (imports no torch)."""
+import apptool
+
+from apptool_dbn_hashing.task import DbnHashingTask
+
+APPTOOL_API = 1
+
+
+@apptool.hookimpl
+def apptool_tasks():
+    return [DbnHashingTask()]
