@@ -52,16 +52,34 @@ class Plugins:
         self.load_errors: list[LoadError] = []
         self.tasks: dict[str, Task] = {}
         self._load_entry_points(only)
-        self._collect_tasks()
 
     def register(self, module: object, name: str, distribution: str = "", version: str = "") -> None:
-        """Register one plugin object (an entry point's module, or one a test builds)."""
+        """Register one plugin (an entry point's module, or one a test builds) and collect its tasks.
+
+        Raises, leaving nothing registered, if the plugin's API version or tasks are unusable.
+        """
         api = _declared_api(module)
         if API_VERSION not in api:
             raise ImportError(f"plugin supports apptool API {list(api)}, this apptool implements API {API_VERSION}")
         self.pm.register(module, name=name)
+        try:
+            tasks = self._tasks_of(module)
+        except Exception:
+            self.pm.unregister(module)
+            raise
         hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
-        self.infos[name] = PluginInfo(name, distribution, version, api, hooks=hooks)
+        self.infos[name] = PluginInfo(name, distribution, version, api, [t.name for t in tasks], hooks)
+        self.tasks.update({t.name: t for t in tasks})
+
+    def _tasks_of(self, module: object) -> list[Task]:
+        impl = getattr(module, "apptool_tasks", None)
+        tasks = list(impl() or []) if impl else []
+        for task in tasks:
+            if not isinstance(task, Task):
+                raise TypeError(f"apptool_tasks returned {type(task).__name__}, not an apptool.task.Task")
+            if task.name in self.tasks:
+                raise ValueError(f"task {task.name!r} is already provided by another plugin")
+        return tasks
 
     def _load_entry_points(self, only: list[str] | None) -> None:
         for ep in entry_points(group=GROUP):
@@ -73,27 +91,6 @@ class Plugins:
                 self.register(ep.load(), ep.name, dist, version)
             except Exception as exc:  # a broken plugin must never take the others down
                 self.load_errors.append(LoadError(ep.name, dist, _describe(exc)))
-
-    def _collect_tasks(self) -> None:
-        for name, plugin in list(self.pm.list_name_plugin()):
-            impl = getattr(plugin, "apptool_tasks", None)
-            if impl is None:
-                continue
-            try:
-                tasks = list(impl() or [])
-                for task in tasks:
-                    if not isinstance(task, Task):
-                        raise TypeError(f"apptool_tasks returned {type(task).__name__}, not an apptool.task.Task")
-                    if task.name in self.tasks:
-                        raise ValueError(f"task {task.name!r} is already provided by another plugin")
-            except Exception as exc:
-                self.pm.unregister(plugin)
-                info = self.infos.pop(name)
-                self.load_errors.append(LoadError(name, info.distribution, _describe(exc)))
-                continue
-            for task in tasks:
-                self.tasks[task.name] = task
-                self.infos[name].tasks.append(task.name)
 
     def task(self, name: str) -> Task:
         """The task called ``name``, or a ConfigError listing the installed ones."""
