@@ -1,0 +1,158 @@
+"""Pose data sets: the built-in rendered walks or a Cambridge Landmarks folder (numpy only).
+
+A :class:`PoseDataset` is what the trainer iterates (``(image, target)`` with
+the position normalised by training-set statistics) and what ``evaluate``
+reads (raw images and poses through ``image(i)`` and ``poses``).  The test
+set keeps a reference to the training set, so the nearest-neighbour baseline
+is measured on the same split as the model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from apptool.errors import DataError, InputError
+from apptool.images import read_image
+from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file, write_pose_file
+from apptool_posenet.preprocess import prepare, resize_short
+from apptool_posenet.scene import footprints
+
+MAX_TRAJECTORY_POINTS = 300
+
+
+class PoseDataset:
+    """Images with poses (rows x, y, z, qw, qx, qy, qz); items are (3xSxS float32, 7 float32 target)."""
+
+    def __init__(self, poses: np.ndarray, names: list[str], config: dict[str, Any], stats: dict[str, Any],
+                 train: bool, images: list[np.ndarray] | None = None, paths: list[Path] | None = None,
+                 sources: list[str] | None = None, reference: PoseDataset | None = None):
+        self.poses = np.asarray(poses, np.float64)
+        self.names = names
+        self.resize, self.size = int(config["data"]["resize"]), int(config["data"]["crop"])
+        self.mean = np.asarray(stats["mean"], np.float64)
+        self.scale = float(stats["scale"])
+        self.train = train
+        self.rng = np.random.default_rng([int(config["seed"]), 7 if train else 8])
+        self._images = images
+        self._paths = paths
+        self._sources = sources
+        self._cache: dict[int, np.ndarray] = {}
+        self.reference = reference
+
+    def __len__(self) -> int:
+        return len(self.poses)
+
+    def image(self, index: int) -> np.ndarray:
+        """The RGB uint8 image, shorter side already at ``resize`` (files are decoded once, then cached)."""
+        if self._images is not None:
+            return self._images[index]
+        if index not in self._cache:
+            try:
+                self._cache[index] = resize_short(read_image(self._paths[index]), self.resize)
+            except InputError as exc:
+                raise DataError(f"{self._sources[index]}: {exc}") from None
+        return self._cache[index]
+
+    def target(self, index: int) -> np.ndarray:
+        """Normalised position and unit quaternion (w >= 0): what the network regresses."""
+        pose = self.poses[index]
+        return np.concatenate([(pose[:3] - self.mean) / self.scale, pose[3:]]).astype(np.float32)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = self.rng if self.train else None
+        return prepare(self.image(index), self.resize, self.size, rng), self.target(index)
+
+
+def pose_stats(poses: np.ndarray) -> dict[str, Any]:
+    """Centre and one isotropic scale (RMS distance to the centre) of the training positions."""
+    xyz = poses[:, :3]
+    mean = xyz.mean(axis=0)
+    scale = float(np.sqrt(((xyz - mean) ** 2).sum(axis=1).mean())) or 1.0
+    return {"mean": mean.tolist(), "scale": scale}
+
+
+def scene_info(train_poses: np.ndarray, source: str) -> dict[str, Any]:
+    """Scene size and the top-down map frame, the training trajectory and (built-in scene) building outlines."""
+    xyz = train_poses[:, :3]
+    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+    if source == "builtin":
+        axes, origin = np.eye(3)[:2], np.zeros(3)
+    else:  # a real scene has no known up axis: map onto the plane of largest spread of the camera centres
+        origin = xyz.mean(axis=0)
+        axes = np.linalg.svd(xyz - origin, full_matrices=False)[2][:2] if len(xyz) >= 3 else np.eye(3)[:2]
+    flat = (xyz - origin) @ axes.T
+    step = max(1, int(np.ceil(len(xyz) / MAX_TRAJECTORY_POINTS)))
+    info = {
+        "source": source,
+        "extent_m": float(np.linalg.norm(hi - lo)),
+        "size_m": (flat.max(axis=0) - flat.min(axis=0)).round(2).tolist(),
+        "map_axes": axes.round(6).tolist(),
+        "map_origin": origin.round(6).tolist(),
+        "trajectory": flat[::step].round(2).tolist(),
+        "footprints": footprints() if source == "builtin" else [],
+    }
+    return info
+
+
+def _builtin(config: dict[str, Any]):
+    from apptool_posenet.generator import render_sequence
+
+    data = config["data"]
+    size = tuple(int(v) for v in data["render_size"])
+    if min(size) < int(data["resize"]):
+        raise DataError(f"data.render_size {list(size)} is smaller than data.resize {data['resize']}")
+    splits = {}
+    first = {"train": 1, "test": int(data["train_sequences"]) + 1}  # sequence numbers, as Cambridge numbers them
+    for split, count in (("train", data["train_sequences"]), ("test", data["test_sequences"])):
+        images, poses, names = [], [], []
+        for i in range(int(count)):
+            seq = render_sequence(f"seq{i + 1}", int(config["seed"]), split, i, int(data["frames_per_sequence"]), size,
+                                  float(data["hfov_deg"]))
+            images += [resize_short(im, int(data["resize"])) for im in seq.images]
+            poses.append(seq.poses)
+            names += [f"seq{first[split] + i}/frame{j + 1:05d}.png" for j in range(len(seq.images))]
+        splits[split] = (images, np.concatenate(poses), names)
+    return splits
+
+
+def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[PoseDataset, PoseDataset, dict[str, Any]]:
+    """Train and test sets (the test set referencing the training set) and the info the bundle keeps."""
+    if data_dir is None:
+        raw = _builtin(config)
+        source = "builtin"
+        train_poses = raw["train"][1]
+    else:
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise DataError(f"{data_dir}: no such folder")
+        lists = {split: read_pose_file(data_dir, name) for split, name in SPLIT_FILES.items()}
+        source = "cambridge"
+        train_poses = lists["train"].poses
+    stats = pose_stats(train_poses)
+    sets = {}
+    for split in ("train", "test"):
+        is_train = split == "train"
+        if data_dir is None:
+            images, poses, names = raw[split]
+            sets[split] = PoseDataset(poses, names, config, stats, is_train, images=images)
+        else:
+            found = lists[split]
+            names = [str(p.relative_to(data_dir.resolve())) for p in found.paths]
+            sets[split] = PoseDataset(found.poses, names, config, stats, is_train, paths=found.paths, sources=found.sources)
+    sets["test"].reference = sets["train"]
+    info = {"pose_stats": stats, "scene": scene_info(train_poses, source)}
+    return sets["train"], sets["test"], info
+
+
+def write_cambridge(folder: Path, config: dict[str, Any]) -> Path:
+    """Save the built-in walks in the Cambridge Landmarks layout (PNG frames per sequence, two pose lists)."""
+    folder = Path(folder)
+    for split, (images, poses, names) in _builtin(config).items():
+        for name, image in zip(names, images):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / name), image[:, :, ::-1])
+        write_pose_file(folder / SPLIT_FILES[split], names, poses)
+    return folder

@@ -1,0 +1,51 @@
+"""PoseNet in torch: a timm encoder, a fully connected layer, and two regressors (xyz, quaternion).
+
+The loss is either PoseNet's ``||x - x̂|| + β ||q - q̂/||q̂||||`` (Kendall, Grimes
+& Cipolla 2015) or the learned homoscedastic-uncertainty weighting of Kendall
+& Cipolla 2017, ``||x - x̂|| e^{-s_x} + s_x + ||q - q̂|| e^{-s_q} + s_q``, with
+``s_x`` and ``s_q`` trained with the network.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from apptool.backbones import create_encoder
+
+
+class PoseNet(nn.Module):
+    """image (N, 3, S, S) -> normalised position (N, 3), unit quaternion (N, 4), pooled encoder features (N, C)."""
+
+    def __init__(self, backbone: str, pretrained=None, hidden: int = 512, dropout: float = 0.2,
+                 sx_init: float = 0.0, sq_init: float = -3.0):
+        super().__init__()
+        self.encoder = create_encoder(backbone, pretrained)
+        channels = self.encoder.feature_info.channels()[-1]
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.xyz = nn.Linear(hidden, 3)
+        self.quat = nn.Linear(hidden, 4)
+        with torch.no_grad():  # start near the rotation w = 1 of the label hemisphere rather than a random one
+            self.quat.weight.normal_(0, 1e-3)
+            self.quat.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+        self.log_vars = nn.Parameter(torch.tensor([float(sx_init), float(sq_init)]))
+
+    def forward(self, image: torch.Tensor, with_log_vars: bool = False):
+        feat = self.encoder(image)[-1].mean(dim=(2, 3))
+        hidden = self.fc(feat)
+        xyz = self.xyz(hidden)
+        quat = F.normalize(self.quat(hidden), dim=1)
+        if with_log_vars:  # the loss reads s_x, s_q through forward so that DDP sees them used
+            return xyz, quat, feat, self.log_vars
+        return xyz, quat, feat
+
+
+def pose_loss(xyz: torch.Tensor, quat: torch.Tensor, target: torch.Tensor, log_vars: torch.Tensor,
+              kind: str = "learned", beta: float = 3.0) -> torch.Tensor:
+    """PoseNet loss on a batch; ``target`` rows are normalised xyz then the unit quaternion (w >= 0)."""
+    pos = torch.linalg.vector_norm(xyz - target[:, :3], dim=1).mean()
+    rot = torch.linalg.vector_norm(quat - target[:, 3:], dim=1).mean()
+    if kind == "learned":
+        sx, sq = log_vars[0], log_vars[1]
+        return pos * torch.exp(-sx) + sx + rot * torch.exp(-sq) + sq
+    return pos + beta * rot

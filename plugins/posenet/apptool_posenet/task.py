@@ -1,0 +1,189 @@
+"""The PoseNet task: 6-DOF camera pose from one image, after Kendall, Grimes & Cipolla (ICCV 2015).
+
+Importing this module must not import torch (the deployment path has none):
+torch is imported inside ``build_model``, ``loss`` and ``graphs`` only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from apptool.errors import ConfigError, InputError
+from apptool.images import to_rgb
+from apptool.task import Graph, Splits, Task
+from apptool_posenet.geometry import canonical
+from apptool_posenet.mapview import draw_map, heading, to_map
+from apptool_posenet.metrics import nearest_neighbours, pose_metrics
+from apptool_posenet.preprocess import prepare
+
+LOSSES = ("learned", "beta")
+BATCH = 32
+MAX_ASPECT = 8.0
+PREDICTED = (220, 40, 40)
+TRUE = (30, 150, 60)
+
+
+def _batch(images: list[np.ndarray], config: dict[str, Any]) -> np.ndarray:
+    data = config["data"]
+    return np.stack([prepare(im, int(data["resize"]), int(data["crop"])) for im in images])
+
+
+def infer(runner, images: list[np.ndarray], config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Poses (N, 7) in world units and pooled encoder features (N, C) for RGB images, in batches."""
+    stats = config["pose_stats"]
+    poses, feats = [], []
+    for start in range(0, len(images), BATCH):
+        out = runner.run("model", {"image": _batch(images[start : start + BATCH], config)})
+        xyz = out["xyz"].astype(np.float64) * float(stats["scale"]) + np.asarray(stats["mean"])
+        poses.append(np.concatenate([xyz, canonical(out["quat"])], axis=1))
+        feats.append(out["feat"].astype(np.float32))
+    return np.concatenate(poses), np.concatenate(feats)
+
+
+class PoseNetTask(Task):
+    name = "posenet"
+    title = "PoseNet relocalization"
+    description = (
+        "Regresses the 6-DOF camera pose (position in metres, orientation quaternion) from one image with a "
+        "transfer-learned convnet, after Kendall, Grimes & Cipolla (ICCV 2015) and Kendall & Cipolla (CVPR 2017)."
+    )
+    metrics = (
+        "median_pos_err_m", "median_rot_err_deg", "mean_pos_err_m", "mean_rot_err_deg",
+        "acc_0.25m_2deg", "acc_0.5m_5deg", "acc_5m_10deg", "scene_extent_m",
+        "nn_median_pos_err_m", "nn_median_rot_err_deg",
+    )
+    primary_metric = "median_pos_err_m"
+    greater_is_better = False
+    presets = {
+        "tiny": {
+            "model": {"hidden": 64},
+            "data": {"render_size": [86, 64], "resize": 64, "crop": 56, "train_sequences": 2, "test_sequences": 1,
+                     "frames_per_sequence": 10},
+            "train": {"epochs": 2, "batch_size": 8},
+        },
+        "quick": {
+            "model": {"hidden": 256},
+            "data": {"render_size": [171, 128], "resize": 128, "crop": 112, "train_sequences": 10, "test_sequences": 4,
+                     "frames_per_sequence": 50},
+            "train": {"epochs": 40},
+        },
+        "full": {},
+    }
+
+    # -- configuration ---------------------------------------------------
+    def default_config(self) -> dict[str, Any]:
+        return {
+            "model": {"backbone": "mobilenetv3_small_100", "pretrained": None, "hidden": 512, "dropout": 0.2,
+                      "loss": "learned", "beta": 3.0, "sx_init": 0.0, "sq_init": -3.0},
+            "data": {"render_size": [341, 256], "hfov_deg": 60.0, "resize": 256, "crop": 224, "train_sequences": 12,
+                     "test_sequences": 6, "frames_per_sequence": 80},
+            "train": {"epochs": 60, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "backbone_lr_mult": 1.0},
+        }
+
+    # -- torch side --------------------------------------------------------
+    def build_model(self, config: dict[str, Any]):
+        from apptool_posenet.model import PoseNet
+
+        m = config["model"]
+        if m["loss"] not in LOSSES:
+            raise ConfigError(f"model.loss = {m['loss']!r}; expected one of {', '.join(LOSSES)}")
+        model = PoseNet(m["backbone"], m.get("pretrained"), int(m["hidden"]), float(m["dropout"]),
+                        float(m["sx_init"]), float(m["sq_init"]))
+        model.loss_kind, model.beta = m["loss"], float(m["beta"])
+        return model
+
+    def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
+        from apptool_posenet.data import load_splits
+
+        data = config["data"]
+        if int(data["crop"]) > int(data["resize"]):
+            raise ConfigError(f"data.crop {data['crop']} is larger than data.resize {data['resize']}")
+        train, test, info = load_splits(config, data_dir)
+        return Splits(train, test, info)
+
+    def loss(self, model, batch):
+        from apptool_posenet.model import pose_loss
+
+        images, target = batch
+        net = getattr(model, "module", model)  # settings live on the model, DDP-wrapped or not
+        xyz, quat, _, log_vars = model(images, with_log_vars=True)
+        return pose_loss(xyz, quat, target, log_vars, net.loss_kind, net.beta)
+
+    def graphs(self, model, config: dict[str, Any]) -> list[Graph]:
+        size = int(config["data"]["crop"])
+        rng = np.random.default_rng(0)
+        examples = [{"image": rng.standard_normal((n, 3, size, size)).astype(np.float32)} for n in (1, 3)]
+        axes = {name: {0: "batch"} for name in ("image", "xyz", "quat", "feat")}
+        return [Graph("model", model.eval(), ("image",), ("xyz", "quat", "feat"), axes, examples)]
+
+    # -- numpy side ----------------------------------------------------------
+    def predict(self, runner, items: Sequence[Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+        images = []
+        for index, item in enumerate(items):
+            image = to_rgb(item, f"input {index}")
+            h, w = image.shape[:2]
+            if max(h, w) / min(h, w) > MAX_ASPECT:
+                raise InputError(f"input {index}: image is {w}x{h}; expected a camera photo (aspect ratio under {MAX_ASPECT:g})")
+            images.append(image)
+        if not images:
+            return []
+        poses, _ = infer(runner, images, config)
+        self._scene, self._hfov = config["scene"], float(config["data"]["hfov_deg"])
+        scene = config["scene"]
+        results = []
+        for pose in poses:
+            flat, direction = to_map(scene, pose[:3]), heading(scene, pose[3:])
+            results.append({
+                "position_m": pose[:3].round(4).tolist(),
+                "quaternion_wxyz": pose[3:].round(6).tolist(),
+                "map_xy_m": flat.round(3).tolist(),
+                "map_heading_deg": round(float(np.degrees(np.arctan2(direction[0], direction[1]))), 2),
+            })
+        return results
+
+    def evaluate(self, runner, dataset, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
+        truth = dataset.poses
+        predicted, feats = infer(runner, [dataset.image(i) for i in range(len(dataset))], config)
+        reference = dataset.reference
+        _, ref_feats = infer(runner, [reference.image(i) for i in range(len(reference))], config)
+        baseline = reference.poses[nearest_neighbours(feats, ref_feats)]
+        metrics = pose_metrics(truth, predicted)
+        nn = pose_metrics(truth, baseline)
+        metrics.update({
+            "scene_extent_m": float(config["scene"]["extent_m"]),
+            "scene_size_m": config["scene"]["size_m"],
+            "nn_median_pos_err_m": nn["median_pos_err_m"],
+            "nn_median_rot_err_deg": nn["median_rot_err_deg"],
+            "nn_mean_pos_err_m": nn["mean_pos_err_m"],
+            "nn_mean_rot_err_deg": nn["mean_rot_err_deg"],
+        })
+        if out_dir is not None:
+            picture = draw_map(config["scene"], [], 600, trails=[(truth[:, :3], TRUE), (predicted[:, :3], PREDICTED)])
+            cv2.imwrite(str(Path(out_dir) / "test_map.png"), picture[:, :, ::-1])
+        return metrics
+
+    def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[np.ndarray]:
+        from apptool_posenet.generator import render_sequence
+
+        size = tuple(int(v) for v in config["data"]["render_size"])
+        walk = render_sequence("sample", int(config["seed"]), "sample", seed, max(n, 1), size, float(config["data"]["hfov_deg"]))
+        return walk.images[:n]
+
+    def render(self, item: Any, result: dict[str, Any]) -> np.ndarray | None:
+        """The input beside a top-down map with the training trajectory and the predicted pose."""
+        scene = getattr(self, "_scene", None)
+        if scene is None:
+            return None
+        pose = np.array(result["position_m"] + result["quaternion_wxyz"])
+        picture = draw_map(scene, [(pose[:3], pose[3:], PREDICTED)], 400, self._hfov)
+        image = to_rgb(item)
+        thumb = cv2.resize(image, (max(1, int(round(image.shape[1] * 400 / image.shape[0]))), 400), interpolation=cv2.INTER_AREA)
+        return np.concatenate([thumb, picture], axis=1)
+
+    def demo(self, ctx) -> None:
+        from apptool_posenet.demo import build_demo
+
+        build_demo(self, ctx)
