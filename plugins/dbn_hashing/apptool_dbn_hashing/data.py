@@ -209,7 +209,7 @@ def resolve_data(data: dict[str, Any], data_dir: Path | None) -> dict[str, Any]:
     if data_dir is None and source not in SOURCES:
         raise ConfigError(f"data.source = {source!r}; expected one of {', '.join(SOURCES)} (or pass --data DIR)")
     size = int(data.get("image_size") or DEFAULT_SIZE[source])
-    channels = int(data.get("channels") or (1 if source != "folder" else data.get("channels", 1)))
+    channels = int(data.get("channels") or 1)
     if channels not in (1, 3) or size < 4:
         raise ConfigError(f"data.channels must be 1 or 3 and data.image_size at least 4 (got {channels}, {size})")
     if source == "digits" and (size, channels) != (8, 1):

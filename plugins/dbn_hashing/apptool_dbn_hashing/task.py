@@ -1,0 +1,220 @@
+"""The dbn_hashing task: a DBN maps images to short binary codes; images are retrieved by Hamming distance.
+
+Training has two stages.  The greedy one (RBMs by contrastive divergence,
+stacked) is run by the task itself inside ``build_model``, on the training
+images ``load_data`` just produced, and its result is the model's initial
+weights.  The core trainer then fine-tunes the unrolled deep autoencoder with
+``loss`` (reconstruction through noisy code units).  A bundle reloaded later
+(``apptool bench``/``export``) builds the model without a pending training
+set, so nothing is pretrained again: its weights come from the bundle.
+
+This module imports no torch: predict/evaluate/demo use numpy and a Runner.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from apptool.bundle import atomic_write_json
+from apptool.errors import DataError
+from apptool.task import Graph, Splits, Task
+from apptool_dbn_hashing import data as datasets
+from apptool_dbn_hashing.index import HammingIndex, pack_bits
+from apptool_dbn_hashing.metrics import retrieval_metrics
+
+INDEX_FILE = "index.safetensors"
+PRETRAINING_FILE = "pretraining.json"
+K, RADIUS = 10, 2
+BATCH = 256
+
+
+def _fingerprint(config: dict[str, Any]) -> str:
+    """What must match between ``load_data`` and ``build_model`` for the pending training images to apply."""
+    keys = {"seed": config["seed"], "model": config["model"], "data": config["data"],
+            "val_fraction": config["train"]["val_fraction"]}
+    return json.dumps(keys, sort_keys=True, default=str)
+
+
+class DbnHashingTask(Task):
+    name = "dbn_hashing"
+    title = "DBN semantic hashing"
+    description = ("Restricted Boltzmann machines trained by contrastive divergence, stacked greedily into a deep "
+                   "belief network and fine-tuned as an autoencoder whose noisy code layer becomes binary; images are "
+                   "retrieved by Hamming distance (Hinton & Salakhutdinov 2006; Salakhutdinov & Hinton 2009; "
+                   "Torralba, Fergus & Weiss 2008).")
+    metrics = ("map", "precision_at_10", "precision_r2")
+    primary_metric = "map"
+    greater_is_better = True
+    input_kind = "image"
+    input_suffixes = frozenset(datasets.IMAGE_SUFFIXES)
+    presets = {
+        "tiny": {"model": {"hidden": [32], "bits": 16, "rbm": {"epochs": 2}}, "train": {"epochs": 2}},
+        "quick": {},
+        "full": {"model": {"hidden": [512, 256], "rbm": {"epochs": 50}}, "train": {"epochs": 200}},
+    }
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] = {}
+        self.pretraining_logs: dict[str, dict] = {}
+
+    def default_config(self) -> dict[str, Any]:
+        from apptool_dbn_hashing.rbm import RBM_DEFAULTS
+
+        return {
+            "model": {"features": "pixels", "backbone": "resnet10t", "pretrained": None, "backbone_size": 64,
+                      "hidden": [256, 128], "bits": 32, "visible": "auto", "head": "autoencoder", "code_noise": 4.0,
+                      "pretrain": True, "rbm": dict(RBM_DEFAULTS)},
+            "data": {"source": "digits", "image_size": None, "channels": None, "test_fraction": 0.2, "per_class": 300},
+            "train": {"epochs": 100, "batch_size": 64, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0,
+                      "schedule": "cosine", "val_fraction": 0.1, "finetune": "frozen"},
+        }
+
+    # -- torch side --------------------------------------------------------------
+    def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
+        data = datasets.resolve_data(config["data"], data_dir)
+        train, test = datasets.load_splits(data, int(config["seed"]), data_dir)
+        info = {"data": data, "classes": train.classes,
+                "input_shape": [data["channels"], data["image_size"], data["image_size"]]}
+        # the greedy stage needs the whole training set, which only this call sees: keep it for build_model
+        self._pending = {_fingerprint({**config, **info}): train}
+        return Splits(train, test, info)
+
+    def build_model(self, config: dict[str, Any]):
+        import torch
+
+        from apptool_dbn_hashing.model import build
+        from apptool_dbn_hashing.pretrain import prepare
+
+        with torch.random.fork_rng():
+            torch.manual_seed(int(config["seed"]))
+            model = build(config, tuple(config["input_shape"]), len(config["classes"]))
+        fingerprint = _fingerprint(config)
+        train = self._pending.pop(fingerprint, None)
+        if train is not None:
+            log = prepare(model, train, config)
+            if log is not None:
+                self.pretraining_logs[fingerprint] = log
+        return model
+
+    def loss(self, model, batch):
+        import torch.nn.functional as F
+
+        images, labels = batch
+        visible, _, output = model(images)
+        net = getattr(model, "module", model)  # under DDP the wrapper holds the model
+        if net.head_kind != "autoencoder":
+            return F.cross_entropy(output, labels)
+        if net.visible_kind == "bernoulli":
+            return F.binary_cross_entropy_with_logits(output, visible.detach())
+        return F.mse_loss(output, visible.detach())
+
+    def graphs(self, model, config: dict[str, Any]) -> list[Graph]:
+        import torch
+
+        from apptool_dbn_hashing.model import CodeGraph
+
+        graph = CodeGraph(model.eval())
+        candidates = self._images(self.sample_inputs(config, 24, seed=7), config)
+        with torch.no_grad():
+            margin = graph(torch.from_numpy(datasets.to_model_input(candidates)))[1].abs().amin(1).numpy()
+        # the parity examples are images whose code logits all sit clear of the threshold at 0
+        best = candidates[np.argsort(-margin, kind="stable")[:4]]
+        outputs = ("bits", "logits", "features") + (("class_logits",) if model.head_kind != "autoencoder" else ())
+        return [Graph(
+            name="model", module=graph, input_names=("image",), output_names=outputs,
+            dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
+            examples=[{"image": datasets.to_model_input(best[:1])}, {"image": datasets.to_model_input(best[1:4])}],
+            # bits differ by 0 or 1, so any tolerance below 1 demands identical bits; 1e-4 bounds the float outputs
+            atol=1e-4,
+        )]
+
+    # -- numpy side ------------------------------------------------------------------
+    def _images(self, items: Sequence[Any], config: dict[str, Any]) -> np.ndarray:
+        data = config["data"]
+        return np.stack([datasets.prepare_image(item, data["image_size"], data["channels"], f"input {i}")
+                         for i, item in enumerate(items)])
+
+    def encode(self, runner, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Graph outputs for uint8 NHWC images, run in batches."""
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(images), BATCH):
+            out = runner.run("model", {"image": datasets.to_model_input(images[start:start + BATCH])})
+            for key, value in out.items():
+                parts.setdefault(key, []).append(value)
+        return {key: np.concatenate(value) for key, value in parts.items()}
+
+    def predict(self, runner, items: Sequence[Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+        if not items:
+            return []
+        out = self.encode(runner, self._images(items, config))
+        packed = pack_bits(out["bits"])
+        results = []
+        for i in range(len(items)):
+            row = {"code": packed[i].tobytes().hex(), "bits": "".join(str(int(b)) for b in out["bits"][i] > 0.5),
+                   "min_abs_logit": float(np.abs(out["logits"][i]).min())}
+            if "class_logits" in out:
+                row["class"] = config["classes"][int(out["class_logits"][i].argmax())]
+            results.append(row)
+        return results
+
+    def evaluate(self, runner, dataset, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
+        from apptool_dbn_hashing.baselines import fit_itq, fit_lsh
+
+        database = getattr(dataset, "database", None)
+        if database is None or not len(dataset):
+            raise DataError("hashing evaluation needs the query split with its database (load_data's test split)")
+        bits = int(config["model"]["bits"])
+        queries, base = self.encode(runner, dataset.images), self.encode(runner, database.images)
+        result: dict[str, Any] = {"bits": bits, "queries": len(dataset), "database": len(database)}
+        result.update(retrieval_metrics(pack_bits(queries["bits"]), dataset.labels, pack_bits(base["bits"]),
+                                        database.labels, bits, K, RADIUS))
+        result["borderline_bits"] = float((np.abs(queries["logits"]) < 1e-3).mean())
+        for name, fit in (("lsh", fit_lsh), ("itq", fit_itq)):
+            hasher = fit(base["features"].astype(np.float64), bits, int(config["seed"]))
+            if hasher is None:  # ITQ cannot make more bits than the features have dimensions
+                result.update({f"{name}_map": None, f"{name}_precision_at_10": None, f"{name}_precision_r2": None})
+                continue
+            scores = retrieval_metrics(hasher.encode(queries["features"]), dataset.labels,
+                                       hasher.encode(base["features"]), database.labels, bits, K, RADIUS)
+            result.update({f"{name}_{key}": value for key, value in scores.items() if key != f"r{RADIUS}_found"})
+        if "class_logits" in queries:
+            accuracy = float((queries["class_logits"].argmax(1) == dataset.labels).mean())
+            result.update({"accuracy": accuracy, "error_rate": 1.0 - accuracy})
+        if out_dir is not None:
+            self._write_bundle_files(Path(out_dir), config, base["bits"], database)
+        return result
+
+    def _write_bundle_files(self, out_dir: Path, config: dict[str, Any], bits: np.ndarray, database) -> None:
+        """The database index the demo searches, and the log of the greedy stage that made this model."""
+        index = HammingIndex(int(config["model"]["bits"]))
+        index.add(pack_bits(bits), database.labels, database.names, database.images)
+        index.save(out_dir / INDEX_FILE, {"classes": database.classes, "image_size": config["data"]["image_size"],
+                                          "channels": config["data"]["channels"]})
+        log = self.pretraining_logs.get(_fingerprint(config))
+        if log is not None:
+            atomic_write_json(out_dir / PRETRAINING_FILE, log)
+
+    def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[np.ndarray]:
+        data = config.get("data", {})
+        if data.get("source", "digits") == "digits":
+            from sklearn.datasets import load_digits
+
+            images = np.round(load_digits().images * (255.0 / 16.0)).astype(np.uint8)
+            chosen = np.random.default_rng(seed).permutation(len(images))[:n]
+            return [np.repeat(images[i][:, :, None], 3, axis=2) for i in chosen]
+        size = int(data.get("image_size") or datasets.DEFAULT_SIZE["shapes"])
+        shapes = datasets.shapes(seed, size, -(-n // len(datasets.SHAPE_CLASSES)))
+        return [np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image for image in shapes.images[:n]]
+
+    def render(self, item: Any, result: dict[str, Any]) -> np.ndarray:
+        from apptool_dbn_hashing.demo import code_picture
+
+        return code_picture(item, result["bits"])
+
+    def demo(self, ctx) -> None:
+        from apptool_dbn_hashing.demo import build_tab
+
+        build_tab(self, ctx)
