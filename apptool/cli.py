@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from apptool.errors import AppToolError, ConfigError
@@ -58,7 +59,8 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
                       ", ".join(i["hooks"]))
     Console().print(table)
     for e in errors:
-        console.print(f"[red]failed to load[/] {e['name']} ({e['distribution'] or 'unknown distribution'}): {e['error']}")
+        console.print(f"[red]failed to load[/] {e['name']} ({e['distribution'] or 'unknown distribution'}): {escape(e['error'])}",
+                      soft_wrap=True)
 
 
 def _relaunch_distributed(nproc: int, nnodes: int, rdzv: Optional[str]) -> None:
@@ -244,5 +246,5 @@ def main() -> None:
     try:
         app()
     except AppToolError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None

@@ -1,0 +1,97 @@
+"""The trainer: schedules, fine-tuning modes, early stopping, and exact resume from a checkpoint."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from apptool.bundle import load_state
+from apptool.engine.checkpoint import load_checkpoint, save_checkpoint
+from apptool.engine.trainer import Trainer, lr_factor, split_validation
+from apptool.errors import ConfigError
+
+
+def test_lr_schedules():
+    assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1)
+    assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(100, 100, 10, "cosine") == pytest.approx(0.0)
+    assert [lr_factor(s, 90, 0, "step") for s in (0, 31, 61)] == pytest.approx([1.0, 0.1, 0.01])
+    assert lr_factor(50, 100, 0, "constant") == 1.0
+
+
+def test_validation_split_is_seeded_and_disjoint():
+    train_a, val_a = split_validation(list(range(100)), 0.2, seed=3)
+    train_b, val_b = split_validation(list(range(100)), 0.2, seed=3)
+    assert list(val_a) == list(val_b) and len(val_a) == 20
+    assert not set(train_a) & set(val_a) and len(set(train_a) | set(val_a)) == 100
+
+
+def test_optimizer_checkpoint_round_trip(tmp_path):
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "c.safetensors", model, optimizer, {"epoch": 2, "history": []}, None)
+    fresh, fresh_opt = nn.Linear(3, 2), torch.optim.AdamW(nn.Linear(3, 2).parameters(), lr=0.5)
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=0.5)
+    progress, best = load_checkpoint(tmp_path / "c.safetensors", fresh, fresh_opt)
+    assert progress["epoch"] == 2 and best is None
+    assert torch.equal(fresh.weight, model.weight)
+    assert fresh_opt.param_groups[0]["lr"] == 0.1
+    assert torch.equal(fresh_opt.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_unknown_options_are_refused(scaffold_task, tmp_path):
+    config = scaffold_task.config("tiny", {"train": {"schedule": "linear"}})
+    with pytest.raises(ConfigError, match="train.schedule = 'linear'"):
+        Trainer(scaffold_task, config, tmp_path)
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(scaffold_task, tmp_path, monkeypatch):
+    from apptool.engine import train
+
+    config = scaffold_task.config("tiny", {"train": {"epochs": 4}})
+    train(scaffold_task, config, tmp_path / "whole", progress=False)
+
+    original, calls = Trainer._validate, {"n": 0}
+
+    def validate_then_die_in_epoch_3(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # as if the process were killed before epoch 3's checkpoint
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "_validate", validate_then_die_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(scaffold_task, config, tmp_path / "split", progress=False)
+    assert not (tmp_path / "split" / "config.json").exists()
+    monkeypatch.setattr(Trainer, "_validate", original)
+    train(scaffold_task, config, tmp_path / "split", resume=True, progress=False)
+
+    whole, _ = load_state(tmp_path / "whole" / "weights.safetensors")
+    split, _ = load_state(tmp_path / "split" / "weights.safetensors")
+    assert whole.keys() == split.keys()
+    for key in whole:
+        assert torch.equal(whole[key], split[key]), key
+
+
+def test_frozen_mode_leaves_the_encoder_untouched(scaffold_task, tmp_path):
+    from apptool.task import Splits
+
+    class WithEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16))
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.head(self.encoder(x))
+
+    config = scaffold_task.config("tiny", {"train": {"finetune": "frozen", "epochs": 1}})
+    model = WithEncoder()
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    data = scaffold_task.load_data(config, None)
+    Trainer(scaffold_task, config, tmp_path, progress=False).fit(model, data.train)
+    for key, value in model.encoder.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert isinstance(data, Splits)
