@@ -6,10 +6,12 @@ in Show and Tell) and ``decoder_step`` (token, h, c -> log_probs, h_out, c_out).
 live beams of all images in a chunk run through ``decoder_step`` as one
 batch.  Greedy decoding is beam search with one beam.
 
-A hypothesis ends when it emits ``<end>`` or reaches ``max_len`` words; its
-score is ``log p / length ** length_penalty`` (length counts ``<end>``;
-0 ranks by raw log-probability, 1 by mean per-token log-probability).  An
-image stops when ``beam_size`` hypotheses have ended.
+At each step every image keeps its ``beam_size`` best extensions; one of the
+``beam_size`` best that emits ``<end>`` (or reaches ``max_len`` words) is
+finished instead.  A finished hypothesis scores ``log p / length **
+length_penalty`` (length counts ``<end>``; 0 ranks by raw log-probability,
+1 by mean per-token log-probability).  An image stops when ``beam_size``
+hypotheses have finished.
 """
 from __future__ import annotations
 
@@ -58,23 +60,20 @@ def beam_search(
             k = min(2 * beam_size, flat.size)
             top = np.argpartition(-flat, k - 1)[:k]
             kept = 0
-            for pick in top[np.argsort(-flat[top], kind="stable")]:
+            for rank, pick in enumerate(top[np.argsort(-flat[top], kind="stable")]):
                 if not np.isfinite(flat[pick]):
                     break  # only banned tokens are left
                 row, token = mine[pick // vocab], int(pick % vocab)
-                if token == END_ID:
-                    finish(image, seqs[row], flat[pick], True)
-                    if len(finished[image]) >= beam_size:
-                        break
-                elif step == max_len:
-                    finish(image, seqs[row] + [token], flat[pick], False)
-                    if len(finished[image]) >= beam_size:
-                        break
+                if token == END_ID or step == max_len:
+                    if rank < beam_size:  # an ending outside the top beam_size is not a beam
+                        finish(image, seqs[row] + ([] if token == END_ID else [token]), flat[pick], token == END_ID)
                 elif kept < beam_size:
                     rows.append(row)
                     next_tokens.append(token)
                     next_lp.append(flat[pick])
                     kept += 1
+                if len(finished[image]) >= beam_size:
+                    break
             if len(finished[image]) >= beam_size:  # done: drop this image's live beams
                 while rows and owner[rows[-1]] == image:
                     rows.pop(), next_tokens.pop(), next_lp.pop()
