@@ -1,0 +1,10 @@
+"""Entry point of the scene-labeling plugin (group ``apptool``); imports no torch."""
+import apptool
+from apptool_scene_labeling.task import SceneLabeling
+
+APPTOOL_API = 1
+
+
+@apptool.hookimpl
+def apptool_tasks():
+    return [SceneLabeling()]
