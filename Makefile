@@ -14,7 +14,7 @@ demo: setup
 	$(VENV)/bin/apptool demo --bundles $(BUNDLES) --train-missing
 
 test: setup browser
-	$(PY) -m pytest -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadscope
 
 setup: $(STAMP)
 

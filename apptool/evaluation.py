@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from apptool.bundle import read_config
+from apptool.datasets import load_splits
 from apptool.errors import ConfigError
 from apptool.plugins import get_plugins
 from apptool.runtime import OnnxRunner
@@ -19,7 +20,7 @@ def evaluate_bundle(bundle_dir: Path, data_dir: Path | None = None, variant: str
     graph_dir = Path(bundle_dir) / "variants" / variant if variant else Path(bundle_dir)
     if variant and not graph_dir.is_dir():
         raise ConfigError(f"{bundle_dir}: no variant {variant!r} (run `apptool export {bundle_dir} --format {variant}`)")
-    splits = task.load_data(config, Path(data_dir) if data_dir else None)
+    splits = load_splits(task, config, Path(data_dir) if data_dir else None)
     runner = OnnxRunner(graph_dir, task.name, config["graphs"])
     metrics = task.evaluate(runner, splits.test, config, None)
     metrics.update({"task": task.name, "provider": runner.provider, "test_samples": len(splits.test),

@@ -90,3 +90,4 @@ def test_unknown_task_lists_installed_ones(scaffold_task):
 
     with pytest.raises(ConfigError, match="digits_demo"):
         get_plugins().task("no_such_task")
+

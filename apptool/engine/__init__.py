@@ -15,6 +15,7 @@ def train(task: Task, config: dict[str, Any], out_dir: str | Path, data_dir: str
     Under torchrun every rank trains; only rank 0 writes the bundle.
     """
     from apptool.bundle import save_state
+    from apptool.datasets import load_splits
     from apptool.engine import distributed
     from apptool.engine.trainer import Trainer, seed_everything
     from apptool.publish import finish_bundle
@@ -22,7 +23,7 @@ def train(task: Task, config: dict[str, Any], out_dir: str | Path, data_dir: str
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(int(config["seed"]))
-    splits = task.load_data(config, Path(data_dir) if data_dir else None)
+    splits = load_splits(task, config, Path(data_dir) if data_dir else None)
     config = {**config, **splits.info, "data_source": str(data_dir) if data_dir else "built-in generator"}
     model = task.build_model(config)
     started = time.perf_counter()
