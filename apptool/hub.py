@@ -1,70 +1,200 @@
-"""The demo hub: a Gradio Blocks app with one tab per installed task, over ONNX Runtime."""
+"""The demo hub: a Gradio Blocks app with one tab per installed task, over ONNX Runtime.
+
+It comes up at once.  A task whose bundle is missing gets a tab that shows its
+background training (polled with ``gr.Timer``) and turns into the task's own
+demo through ``gr.render`` once the bundle is ready, without a page reload.
+Model calls share one queue concurrency id; the queue is bounded (a full queue
+answers "busy", it does not pile up requests in memory) and uploads are capped.
+"""
 from __future__ import annotations
 
-import subprocess
-import sys
+import tempfile
+import threading
 from pathlib import Path
+from typing import Any
 
+from apptool.background import BackgroundTrainer, progress_markdown
 from apptool.bundle import read_metrics
 from apptool.demo import DemoContext
 from apptool.errors import AppToolError
 from apptool.plugins import get_plugins
 from apptool.runtime import Predictor
+from apptool.task import Task
 
-QUEUE_MAX_SIZE = 64
+QUEUE_MAX_SIZE = 64  # waiting requests, all tabs together; more get "queue is full", not memory growth
 MAX_UPLOAD = "25mb"
+POLL_SECONDS = 2.0
+STATUS_API = "models"
 
 
 def bundle_path(bundles: Path, task_name: str) -> Path:
     return Path(bundles) / task_name
 
 
-def train_missing_bundles(bundles: Path, preset: str = "quick") -> None:
-    """Train the default model of every task that has no bundle yet (progress bars in the terminal)."""
-    for name in sorted(get_plugins().tasks):
-        target = bundle_path(bundles, name)
-        if (target / "config.json").exists():
-            continue
-        print(f"training the {preset} model of {name!r} into {target} (cached for next time)", flush=True)
-        subprocess.run([sys.executable, "-m", "apptool", "train", name, "--preset", preset, "--out", str(target),
-                        *(["--resume"] if target.exists() else [])], check=False)
+class Models:
+    """The hub's bundles by task: loaded on first use, then shared by every session."""
+
+    def __init__(self, bundles: Path, tasks: dict[str, Task], trainer: BackgroundTrainer | None = None):
+        self.bundles, self.tasks, self.trainer = Path(bundles), tasks, trainer
+        self._contexts: dict[str, DemoContext] = {}
+        self._errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._work_dir = Path(tempfile.mkdtemp(prefix="apptool-hub-"))
+
+    def context(self, name: str) -> DemoContext | None:
+        """The task's demo context, or None (and ``error(name)`` says why) while it has no usable bundle."""
+        if self.trainer is not None and self.trainer.busy(name):
+            return None
+        with self._lock:
+            if name not in self._contexts:
+                try:
+                    predictor = Predictor(bundle_path(self.bundles, name), task=self.tasks[name])
+                except AppToolError as exc:
+                    self._errors[name] = str(exc)
+                    return None
+                work_dir = self._work_dir / name
+                work_dir.mkdir(parents=True, exist_ok=True)
+                self._contexts[name] = DemoContext(predictor, work_dir=work_dir)
+                self._errors.pop(name, None)
+            return self._contexts[name]
+
+    def ready(self, name: str) -> bool:
+        return self.context(name) is not None
+
+    def waiting(self) -> bool:
+        """True while some tab has no usable model yet."""
+        return not all(self.ready(name) for name in self.tasks)
+
+    def job(self, name: str):
+        return self.trainer.jobs.get(name) if self.trainer is not None else None
+
+    def pending_markdown(self, name: str) -> str:
+        task = self.tasks[name]
+        title = task.title or name
+        if self.ready(name):
+            return f"**{title}**: the model is trained and loaded."
+        job = self.job(name)
+        if job is not None and job.state != "done":
+            return progress_markdown(job, int(task.config(job.preset)["train"]["epochs"]), title)
+        target = bundle_path(self.bundles, name)
+        return (f"**No usable model for {title}.** {self._errors.get(name, '')}\n\n"
+                f"Train one with `apptool train {name} --preset quick --out {target}` (or start the hub with "
+                "`apptool demo --train-missing`); this tab turns usable by itself once the bundle appears.")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per task: status, test metrics and the ONNX Runtime provider really in use."""
+        rows = []
+        for name, task in self.tasks.items():
+            ctx = self.context(name)
+            row: dict[str, Any] = {"task": name, "title": task.title or name, "bundle": str(bundle_path(self.bundles, name))}
+            if ctx is None:
+                job = self.job(name)
+                state = job.state if job is not None and job.state != "done" else "missing"
+                row.update(status=state, metrics={}, provider=None, preset=None)
+            else:
+                test = read_metrics(ctx.predictor.bundle_dir).get("test", {})
+                row.update(status="ready", provider=ctx.predictor.provider, preset=ctx.config.get("preset"),
+                           metrics={k: test[k] for k in task.metrics if isinstance(test.get(k), (int, float))})
+            rows.append(row)
+        return rows
 
 
-def _header(rows: list[tuple[str, str, str]]) -> str:
-    lines = ["# apptool demo hub", "", "| task | model | ONNX Runtime provider |", "|---|---|---|"]
-    lines += [f"| {t} | {m} | {p} |" for t, m, p in rows]
+def header_markdown(rows: list[dict[str, Any]]) -> str:
+    """The page header: every model, its held-out metrics and the provider it runs on."""
+    lines = ["# apptool demo hub", "",
+             "Each tab runs a trained bundle on ONNX Runtime; metrics are on the task's held-out test split.", "",
+             "| task | model | test metrics | ONNX Runtime provider |", "|---|---|---|---|"]
+    for row in rows:
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in row["metrics"].items()) or "-"
+        model = f"`{row['preset']}` preset" if row["status"] == "ready" else row["status"]
+        lines.append(f"| {row['title']} (`{row['task']}`) | {model} | {metrics} | {row['provider'] or '-'} |")
     return "\n".join(lines)
 
 
-def build_hub(bundles: Path):
-    """The hub's Blocks; a task without a usable bundle gets a tab that says how to make one."""
+def _pending_tab(hub, name: str, task: Task, models: Models) -> None:
+    """A tab without a model yet: progress text polled by a timer, then the task's demo rendered in place."""
+    import gradio as gr
+
+    status = gr.Markdown(models.pending_markdown(name))
+    ready = gr.State(False)
+    timer = gr.Timer(POLL_SECONDS)
+
+    def poll():
+        usable = models.ready(name)
+        return models.pending_markdown(name), usable, gr.Timer(active=not usable)
+
+    # queued (without a concurrency limit): the page reacts to a State change only after a queued event
+    for trigger in (timer.tick, hub.load):
+        trigger(poll, None, [status, ready, timer], show_progress="hidden", concurrency_limit=None)
+
+    @gr.render(inputs=ready, triggers=[ready.change])
+    def body(usable):
+        ctx = models.context(name) if usable else None
+        if ctx is not None:
+            task.demo(ctx)
+
+
+def build_hub(bundles: Path, tasks: list[str] | None = None, trainer: BackgroundTrainer | None = None,
+              queue_size: int = QUEUE_MAX_SIZE):
+    """The hub's Blocks: a header, then one tab per installed task (or per name in ``tasks``)."""
     import gradio as gr
 
     plugins = get_plugins()
+    selected = {n: t for n, t in sorted(plugins.tasks.items()) if tasks is None or n in tasks}
+    models = Models(bundles, selected, trainer)
     with gr.Blocks(title="apptool") as hub:
-        header = gr.Markdown()
-        rows = []
-        for name, task in sorted(plugins.tasks.items()):
-            with gr.Tab(task.title or name, id=name):
-                target = bundle_path(bundles, name)
-                try:
-                    predictor = Predictor(target, task=task)
-                    task.demo(DemoContext(predictor))
-                    test = read_metrics(target).get("test", {})
-                    summary = ", ".join(f"{k} {test[k]:.3g}" for k in task.metrics if isinstance(test.get(k), (int, float)))
-                    rows.append((name, summary or "trained", predictor.provider))
-                except AppToolError as exc:
-                    gr.Markdown(f"**No usable model for `{name}`.** {exc}\n\n"
-                                f"Train one: `apptool train {name} --preset quick --out {target}`")
-                    rows.append((name, "not trained", "-"))
-        header.value = _header(rows)
+        header = gr.Markdown(header_markdown(models.rows()))
         if plugins.load_errors:
             gr.Markdown("\n".join(f"- plugin `{e.name}` failed to load: {e.error}" for e in plugins.load_errors))
-    hub.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
+        for name, task in selected.items():
+            with gr.Tab(task.title or name, id=name):
+                ctx = models.context(name)
+                if ctx is not None:
+                    task.demo(ctx)
+                else:
+                    _pending_tab(hub, name, task, models)
+        header_timer = gr.Timer(POLL_SECONDS, active=models.waiting())
+
+        def refresh():
+            return header_markdown(models.rows()), gr.Timer(active=models.waiting())
+
+        header_timer.tick(refresh, None, [header, header_timer], queue=False, show_progress="hidden")
+        hub.load(refresh, None, [header, header_timer], queue=False, show_progress="hidden")
+
+        def status() -> dict:
+            """Every task's model: status, test metrics, ONNX Runtime provider."""
+            return {"models": models.rows(), "load_errors": [vars(e) for e in plugins.load_errors]}
+
+        gr.api(status, api_name=STATUS_API, queue=False)
+    configure_queue(hub, queue_size)
     return hub
 
 
-def launch(bundles: Path, host: str = "127.0.0.1", port: int = 7860, train_missing: bool = False) -> None:
-    if train_missing:
-        train_missing_bundles(bundles)
-    build_hub(bundles).launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD, show_error=True)
+def configure_queue(blocks, max_size: int = QUEUE_MAX_SIZE):
+    """A bounded queue; events without their own limit run one at a time (model calls share one id)."""
+    return blocks.queue(max_size=max_size, default_concurrency_limit=1)
+
+
+def launch_options(host: str = "127.0.0.1", port: int | None = 7860) -> dict[str, Any]:
+    """Keyword arguments of ``Blocks.launch`` shared by ``apptool demo`` and the Space's app.py."""
+    return {"server_name": host, "server_port": port, "max_file_size": MAX_UPLOAD, "show_error": True,
+            "ssr_mode": False}
+
+
+def serve(hub, trainer: BackgroundTrainer | None, **options: Any) -> None:
+    """Start the background training, serve the hub until interrupted, then stop the training."""
+    if trainer is not None:
+        trainer.start()
+    try:
+        hub.launch(**options)
+    finally:
+        if trainer is not None:
+            trainer.stop()
+
+
+def launch(bundles: Path, host: str = "127.0.0.1", port: int = 7860, train_missing: bool = False,
+           preset: str = "quick") -> None:
+    """``apptool demo``: serve at once; with ``train_missing``, train absent bundles in the background."""
+    tasks = sorted(get_plugins().tasks)
+    trainer = BackgroundTrainer.for_missing(Path(bundles), tasks, preset) if train_missing else None
+    serve(build_hub(bundles, trainer=trainer), trainer, **launch_options(host, port))
