@@ -23,21 +23,22 @@ GRAVITY = 9.81
 
 def _circle(rng: np.random.Generator) -> np.ndarray:
     start, turn = rng.uniform(0, 2 * np.pi), rng.choice([-1.0, 1.0])
-    angle = start + turn * np.linspace(0, 2 * np.pi * rng.uniform(0.95, 1.08), 200)
+    angle = start + turn * np.linspace(0, 2 * np.pi * rng.uniform(0.8, 1.1), 200)
     return 0.5 * np.stack([np.cos(angle), np.sin(angle)], 1)
 
 
 def _spiral(rng: np.random.Generator) -> np.ndarray:
-    start, turn, turns = rng.uniform(0, 2 * np.pi), rng.choice([-1.0, 1.0]), rng.uniform(1.8, 2.6)
+    start, turn, turns = rng.uniform(0, 2 * np.pi), rng.choice([-1.0, 1.0]), rng.uniform(1.4, 2.6)
     u = np.linspace(0, 1, 300)
-    radius = 0.05 + 0.45 * u
+    inner = rng.uniform(0.03, 0.2)
+    radius = inner + (0.5 - inner) * u
     angle = start + turn * 2 * np.pi * turns * u
     return np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1)
 
 
 def _swipe(dx: float, dy: float) -> Callable[[np.random.Generator], np.ndarray]:
     def make(rng: np.random.Generator) -> np.ndarray:
-        bow = rng.uniform(-0.08, 0.08)  # a hand's swipe is a shallow arc, not a ruler line
+        bow = rng.uniform(-0.12, 0.12)  # a hand's swipe is a shallow arc, not a ruler line
         u = np.linspace(-0.5, 0.5, 50)
         along, across = u, bow * (1 - 4 * u**2)
         return np.stack([along * dx - across * dy, along * dy + across * dx], 1)
@@ -46,7 +47,7 @@ def _swipe(dx: float, dy: float) -> Callable[[np.random.Generator], np.ndarray]:
 
 
 def _zigzag(rng: np.random.Generator) -> np.ndarray:
-    corners = int(rng.integers(4, 7))
+    corners = int(rng.integers(4, 8))
     x = np.linspace(-0.5, 0.5, corners)
     y = 0.25 * np.where(np.arange(corners) % 2 == 0, -1.0, 1.0)
     return np.stack([x, y], 1)
@@ -105,12 +106,24 @@ def pen_trajectory(label: str, rng: np.random.Generator, cfg: dict[str, Any]) ->
     """A clean-then-varied (T, 2) pen path of gesture ``label`` (unit box, y up), without sensor noise."""
     path = resample_path(TEMPLATES[label](rng), np.linspace(0, 1, 400))
     path = path + _wobble(rng, len(path), float(cfg.get("jitter", 0.03)))
-    scale = rng.uniform(*cfg.get("scale", (0.4, 1.0))) * rng.uniform(0.85, 1.15, 2)
+    scale = rng.uniform(*cfg.get("scale", (0.4, 1.0))) * rng.uniform(0.75, 1.25, 2)
     angle = np.deg2rad(rng.uniform(-1, 1) * float(cfg.get("max_rotation_deg", 15)))
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     path = (path * scale) @ rot.T + rng.uniform(-0.2, 0.2, 2)
     length = int(rng.integers(int(cfg.get("min_len", 30)), int(cfg.get("max_len", 100)) + 1))
-    return resample_path(path, _speed_profile(rng, length))
+    path = resample_path(path, _speed_profile(rng, length))
+    idle = int(cfg.get("idle_frames", 0))  # the hand rests a moment before and after the gesture
+    before, after = rng.integers(0, idle + 1, 2)
+    return np.concatenate([np.repeat(path[:1], before, 0), path, np.repeat(path[-1:], after, 0)])
+
+
+def _smooth(path: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """Gaussian smoothing along time: a hand rounds the template's sharp corners."""
+    radius = int(3 * sigma)
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(path, ((radius, radius), (0, 0)), mode="edge")
+    return np.stack([np.convolve(padded[:, d], kernel, mode="valid") for d in range(path.shape[1])], 1)
 
 
 def pen_to_accel(path: np.ndarray, fps: float, tilt: np.ndarray | None = None) -> np.ndarray:
@@ -119,7 +132,7 @@ def pen_to_accel(path: np.ndarray, fps: float, tilt: np.ndarray | None = None) -
     The gesture is drawn in the vertical x-y plane, so gravity is +1 g on y for
     an upright sensor; ``tilt`` (a 3x3 rotation) is how the sensor sits in the hand.
     """
-    pos = np.concatenate([path * ARM_SPAN_M, np.zeros((len(path), 1))], 1)
+    pos = np.concatenate([_smooth(path) * ARM_SPAN_M, np.zeros((len(path), 1))], 1)
     if len(pos) >= 3:
         vel = np.gradient(pos, 1.0 / fps, axis=0)
         acc = np.gradient(vel, 1.0 / fps, axis=0) / GRAVITY

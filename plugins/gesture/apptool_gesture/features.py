@@ -1,0 +1,103 @@
+"""Numpy preprocessing shared by training, the torch/ONNX predict path, evaluation and the demo.
+
+A raw sequence is a (T, D) float array.  ``features`` names how it becomes
+model input, frame by frame and causally (a frame's features never depend
+on later frames, so the streaming path sees what the offline path sees):
+
+* ``pen`` — 2-D positions (x, y) → (x - x0, y - y0, dx, dy): where the pen
+  is relative to where the stroke began, and how it moves;
+* ``raw`` — the channels as they are (accelerometers, user ``.ts`` data).
+
+Then every channel is standardised with the mean and standard deviation
+fitted on the training split, stored in the bundle config as ``input``.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from apptool.errors import InputError
+from apptool_gesture.generator import KINDS
+
+FEATURE_WIDTH = {"pen": lambda d: 2 * d, "raw": lambda d: d}
+
+
+def features(seq: np.ndarray, kind: str) -> np.ndarray:
+    """Model features of one raw (T, D) sequence, before standardisation."""
+    seq = np.asarray(seq, np.float32)
+    if kind == "pen":
+        delta = np.diff(seq, axis=0, prepend=seq[:1])
+        return np.concatenate([seq - seq[:1], delta], 1)
+    return seq
+
+
+def fit_input_spec(train: Sequence[np.ndarray], kind: str, fps: float) -> dict[str, Any]:
+    """The ``input`` section of a bundle config: feature kind, widths and training-split statistics."""
+    frames = np.concatenate([features(s, kind) for s in train], 0).astype(np.float64)
+    std = frames.std(0)
+    return {
+        "features": kind,
+        "raw_dims": int(train[0].shape[1]),
+        "n_features": int(frames.shape[1]),
+        "mean": [float(v) for v in frames.mean(0)],
+        "std": [float(v) if v > 1e-6 else 1.0 for v in std],
+        "fps": float(fps),
+    }
+
+
+def input_spec(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's ``input`` section; before data is loaded, the built-in generator's, unstandardised."""
+    if "input" in config:
+        return config["input"]
+    kind = config["data"].get("kind", "pen")
+    raw_dims = KINDS[kind]
+    features_kind = "pen" if kind == "pen" else "raw"
+    width = FEATURE_WIDTH[features_kind](raw_dims)
+    return {"features": features_kind, "raw_dims": raw_dims, "n_features": width,
+            "mean": [0.0] * width, "std": [1.0] * width, "fps": float(config["data"].get("fps", 50))}
+
+
+def check_sequence(seq: Any, spec: dict[str, Any], name: str = "sequence") -> np.ndarray:
+    """A raw input as a finite (T, D) float32 array with the channels the model was trained on."""
+    array = np.asarray(seq, np.float32)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[0] < 1:
+        raise InputError(f"{name}: expected a sequence of shape (frames, channels), got {array.shape}")
+    if array.shape[1] != spec["raw_dims"]:
+        raise InputError(f"{name}: {array.shape[1]} channels, but this model reads {spec['raw_dims']}")
+    if not np.isfinite(array).all():
+        raise InputError(f"{name}: contains NaN or infinite values")
+    return array
+
+
+def prepare(seq: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """Standardised (T, F) float32 model input of a raw sequence."""
+    mean, std = np.asarray(spec["mean"], np.float32), np.asarray(spec["std"], np.float32)
+    return ((features(seq, spec["features"]) - mean) / std).astype(np.float32)
+
+
+class Prepare:
+    """``prepare`` bound to a spec, as a dataset transform."""
+
+    def __init__(self, spec: dict[str, Any]):
+        self.spec = spec
+
+    def __call__(self, seq: np.ndarray) -> np.ndarray:
+        return prepare(seq, self.spec)
+
+
+def pad_batch(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded (B, T_max, F) float32 batch and its (B,) int64 lengths."""
+    lengths = np.array([len(s) for s in seqs], np.int64)
+    batch = np.zeros((len(seqs), int(lengths.max()), seqs[0].shape[1]), np.float32)
+    for i, s in enumerate(seqs):
+        batch[i, : len(s)] = s
+    return batch, lengths
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)

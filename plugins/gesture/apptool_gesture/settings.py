@@ -1,0 +1,53 @@
+"""Default configuration and presets of the gesture task (plain data, no torch)."""
+from __future__ import annotations
+
+from typing import Any
+
+MODEL_DEFAULTS: dict[str, Any] = {
+    "cell": "lstm",  # "lstm" | "gru"
+    "hidden": 64,
+    "layers": 2,
+    "bidirectional": False,  # true: offline only, no streaming graph
+    "dropout": 0.2,
+    "conv_channels": 32,  # causal 1-D conv front end; 0 disables it
+    "conv_kernel": 5,
+}
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "model": dict(MODEL_DEFAULTS),
+    "data": {
+        "kind": "pen",  # built-in generator: "pen" (x, y) trajectories or "accel" 3-axis signals
+        "train_per_class": 200,
+        "test_per_class": 60,
+        "min_len": 25,
+        "max_len": 100,
+        "idle_frames": 10,
+        "fps": 50,  # frame rate of generated sequences; drawn strokes are resampled to it
+        "scale": [0.3, 1.0],
+        "max_rotation_deg": 25,
+        "jitter": 0.05,
+        "noise": 0.015,
+        "max_tilt_deg": 20,
+    },
+    "train": {"epochs": 20, "batch_size": 32, "lr": 3e-3, "weight_decay": 1e-4, "grad_clip": 1.0,
+              "schedule": "cosine", "val_fraction": 0.1},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "model": {"hidden": 16, "layers": 1, "conv_channels": 8, "conv_kernel": 3, "dropout": 0.0},
+        "data": {"train_per_class": 8, "test_per_class": 3, "min_len": 12, "max_len": 30},
+        "train": {"epochs": 2, "batch_size": 16},
+    },
+    "quick": {},
+    "full": {
+        "model": {"hidden": 128},
+        "data": {"train_per_class": 600, "test_per_class": 150},
+        "train": {"epochs": 40, "patience": 8},
+    },
+}
+
+
+def model_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's model section over the defaults, so older or partial configs still read."""
+    return {**MODEL_DEFAULTS, **config.get("model", {})}

@@ -1,0 +1,343 @@
+"""Gesture task: generator, .ts/CSV readers, metrics, model/graph equivalence, strokes, end-to-end training."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apptool.errors import DataError, InputError
+from apptool_gesture.csvformat import read_csv_sequence
+from apptool_gesture.data import load_splits
+from apptool_gesture.features import features, fit_input_spec
+from apptool_gesture.generator import GESTURES, generate, make_gesture
+from apptool_gesture.metrics import accuracy, confusion_matrix, macro_f1
+from apptool_gesture.stroke import parse_points, points_to_path
+from apptool_gesture.task import GestureTask
+from apptool_gesture.tsformat import read_ts
+
+CLEAN = {"kind": "pen", "min_len": 60, "max_len": 80, "noise": 0.0, "jitter": 0.0, "max_rotation_deg": 20,
+         "scale": [0.5, 1.0], "idle_frames": 0}
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# -- generator -------------------------------------------------------------------------
+def test_generator_is_deterministic_by_seed():
+    a, la = generate(CLEAN, 2, seed=5)
+    b, lb = generate(CLEAN, 2, seed=5)
+    c, _ = generate(CLEAN, 2, seed=6)
+    assert la == lb and sorted(la) == sorted(list(range(len(GESTURES))) * 2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(x.shape == y.shape and np.allclose(x, y) for x, y in zip(a, c))
+
+
+def _winding_turns(path: np.ndarray) -> float:
+    centre = (path.min(0) + path.max(0)) / 2
+    angle = np.unwrap(np.arctan2(path[:, 1] - centre[1], path[:, 0] - centre[0]))
+    return abs(angle[-1] - angle[0]) / (2 * np.pi)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_generated_gestures_look_like_their_labels(seed):
+    rng = np.random.default_rng(seed)
+    for label in GESTURES:
+        path = make_gesture(label, rng, CLEAN)
+        move = path[-1] - path[0]
+        if label.startswith("swipe_"):
+            want = {"swipe_left": (-1, 0), "swipe_right": (1, 0), "swipe_up": (0, 1), "swipe_down": (0, -1)}[label]
+            assert np.dot(move / np.linalg.norm(move), want) > np.cos(np.deg2rad(35)), label
+        elif label == "circle":
+            assert 0.7 < _winding_turns(path) < 1.2
+        elif label == "spiral":
+            assert _winding_turns(path) > 1.3  # more than a circle ever turns
+        elif label == "zigzag":
+            vertical = np.sign(np.diff(path[::4, 1]))
+            assert np.count_nonzero(np.diff(vertical[vertical != 0])) >= 2
+        elif label == "check":
+            assert path[:, 1].argmin() < len(path) / 2 and move[1] > 0 and move[0] > 0
+        elif label == "cross":
+            assert move[0] < 0 and move[1] < 0  # the second stroke ends bottom left
+
+
+def test_pen_features_are_causal_so_streaming_sees_what_offline_sees():
+    seq = make_gesture("zigzag", np.random.default_rng(0), CLEAN)
+    assert np.allclose(features(seq[:17], "pen"), features(seq, "pen")[:17])
+    assert features(seq, "pen").shape == (len(seq), 4)
+
+
+def test_accel_kind_has_three_channels_with_gravity():
+    seq = make_gesture("circle", np.random.default_rng(0), {**CLEAN, "kind": "accel", "max_tilt_deg": 0})
+    assert seq.shape[1] == 3 and abs(np.median(seq[:, 1]) - 1.0) < 0.2
+
+
+# -- .ts reader ------------------------------------------------------------------------
+def test_ts_univariate_with_real_world_quirks(tmp_path):
+    path = write(tmp_path / "Quirky_TRAIN.ts",
+                 "# comment line\r\n\r\n@ProblemName Quirky\r\n@timeStamps FALSE\r\n@missing true\r\n"
+                 "@univariate True\r\n@equalLength true\r\n@seriesLength 4\r\n@someVendorTag 42\r\n"
+                 "@classLabel true up down\r\n@data\r\n 1.0, 2.0 ,3,4:up\r\n\r\n# between cases\r\n"
+                 "4,?,2,1 : down\r\n")
+    ts = read_ts(path)
+    assert ts.problem_name == "Quirky" and ts.class_names == ["up", "down"] and ts.labels == ["up", "down"]
+    assert ts.dims == 1 and len(ts.series) == 2
+    np.testing.assert_allclose(ts.series[1][:, 0], [4, 3, 2, 1])  # '?' interpolated
+
+
+def test_ts_multivariate_unequal_length_and_padding(tmp_path):
+    path = write(tmp_path / "Multi_TRAIN.ts",
+                 "@problemName Multi\n@univariate false\n@dimensions 2\n@equalLength false\n"
+                 "@classLabel true a b c\n@data\n"
+                 "1,2,3:4,5,6:a\n1,2,3,4,5,?,?:5,4,3,2,1,?,?:c\n?,2:7,8:b\n")
+    ts = read_ts(path)
+    assert [s.shape for s in ts.series] == [(3, 2), (5, 2), (2, 2)]
+    assert ts.labels == ["a", "c", "b"]
+    np.testing.assert_allclose(ts.series[2][:, 0], [2, 2])  # a leading '?' takes the nearest value
+
+
+@pytest.mark.parametrize("body, line, words", [
+    ("@classLabel true a b\n@data\n1,2,x:a\n", 3, "value 3"),
+    ("@classLabel true a b\n@data\n1,2:a\n1,2:z\n", 4, "not declared"),
+    ("@dimensions 2\n@classLabel true a\n@data\n1,2:3,4:a\n1,2:a\n", 5, "declares 2"),
+    ("@classLabel true a\n@data\n1,2:3:a\n", 3, "different lengths"),
+    ("@equalLength true\n@classLabel true a\n@data\n1,2:a\n1,2,3:a\n", 5, "@equalLength"),
+    ("@timeStamps true\n@data\n", 1, "timeStamps"),
+    ("@classLabel true a\n@data\n(2007-01-01 00:00:00,1.0):a\n", 3, "timestamped"),
+    ("1,2,3:a\n", 1, "header"),
+    ("@classLabel true a\n@data\n1,2:a\n@dimensions 1\n", 4, "after @data"),
+    ("@classLabel true\n@data\n", 1, "class names"),
+    ("@classLabel true a\n@data\n?,?:a\n", 3, "missing"),
+    ("@univariate maybe\n@data\n", 1, "true or false"),
+])
+def test_malformed_ts_names_file_and_line(tmp_path, body, line, words):
+    path = write(tmp_path / "Bad_TRAIN.ts", body)
+    with pytest.raises(DataError) as caught:
+        read_ts(path)
+    message = str(caught.value)
+    assert f"Bad_TRAIN.ts:{line}" in message and words in message
+
+
+def test_ts_without_data_section(tmp_path):
+    with pytest.raises(DataError, match="no @data"):
+        read_ts(write(tmp_path / "x.ts", "@problemName x\n"))
+
+
+# -- CSV reader ------------------------------------------------------------------------
+def test_csv_with_header_time_column_spaces_and_missing(tmp_path):
+    path = write(tmp_path / "s.csv", "t, x ,y\n0,1,10\n\n1, 2 ,?\n2,3,30\n")
+    np.testing.assert_allclose(read_csv_sequence(path), [[1, 10], [2, 20], [3, 30]])
+    np.testing.assert_allclose(read_csv_sequence(write(tmp_path / "n.csv", "1,2\n3,4\n")), [[1, 2], [3, 4]])
+
+
+def test_malformed_csv_names_file_and_line(tmp_path):
+    with pytest.raises(DataError, match=r"bad\.csv:3, column 2"):
+        read_csv_sequence(write(tmp_path / "bad.csv", "x,y\n1,2\n3,oops\n"))
+    with pytest.raises(DataError, match=r"ragged\.csv:3: 3 fields"):
+        read_csv_sequence(write(tmp_path / "ragged.csv", "1,2\n3,4\n5,6,7\n"))
+
+
+def test_read_input_turns_data_errors_into_input_errors(tmp_path):
+    task = GestureTask()
+    with pytest.raises(InputError, match="bad.ts:2"):
+        list(task.read_input(write(tmp_path / "bad.ts", "@data\n1,x\n")))
+    items = list(task.read_input(write(tmp_path / "ok.ts", "@data\n1,2,3\n4,5\n")))
+    assert [name for name, _ in items] == ["ok.ts#1", "ok.ts#2"] and items[1][1].shape == (2, 1)
+
+
+# -- splits from files ---------------------------------------------------------------------
+def write_ts_problem(folder: Path, n_train: int = 24, n_test: int = 9, seed: int = 0) -> Path:
+    """A multivariate, unequal-length 3-class problem: rising, falling or oscillating 2-channel signals."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("TRAIN", n_train), ("TEST", n_test)):
+        lines = ["# written by the gesture tests", "@problemName Toy", "@timeStamps false", "@missing false",
+                 "@univariate false", "@dimensions 2", "@equalLength false", "@classLabel true rise fall wave", "@data"]
+        for i in range(n):
+            label = ("rise", "fall", "wave")[i % 3]
+            t = np.linspace(0, 1, int(rng.integers(8, 20)))
+            base = {"rise": t, "fall": 1 - t, "wave": np.sin(6 * t)}[label]
+            dims = [base + 0.05 * rng.standard_normal(len(t)), -base + 0.05 * rng.standard_normal(len(t))]
+            lines.append(":".join(",".join(f"{v:.4f}" for v in d) for d in dims) + f":{label}")
+        (folder / f"Toy_{split}.ts").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_ts_splits_keep_class_names_and_fit_statistics_on_train_only(tmp_path):
+    task = GestureTask()
+    train, test, info = load_splits(task.config("tiny"), write_ts_problem(tmp_path / "toy"))
+    assert info["labels"] == ["rise", "fall", "wave"] and info["dataset"]["format"] == "ts"
+    assert info["input"]["raw_dims"] == 2 and len(train) == 24 and len(test) == 9
+    assert len({len(s) for s in train.sequences}) > 1
+    expected = fit_input_spec(train.sequences, "raw", 50)
+    assert info["input"]["mean"] == expected["mean"]
+    x, y = train[0]
+    assert x.dtype == np.float32 and x.shape == train.sequences[0].shape and y == train.labels[0]
+
+
+def test_csv_layout_splits(tmp_path):
+    for split in ("train", "test"):
+        for label, sign in (("pos", 1), ("neg", -1)):
+            (tmp_path / split / label).mkdir(parents=True)
+            write(tmp_path / split / label / "a.csv", f"a,b\n{sign},0\n{2 * sign},1\n")
+    train, test, info = load_splits(GestureTask().config("tiny"), tmp_path)
+    assert info["labels"] == ["neg", "pos"] and info["dataset"]["format"] == "csv" and len(test) == 2
+
+
+def test_test_split_with_unknown_class_is_rejected(tmp_path):
+    folder = write_ts_problem(tmp_path / "toy")
+    test = folder / "Toy_TEST.ts"
+    test.write_text(test.read_text().replace("@classLabel true rise fall wave", "@classLabel true rise fall wave odd")
+                    + "1,2:3,4:odd\n")
+    with pytest.raises(DataError, match="odd"):
+        load_splits(GestureTask().config("tiny"), folder)
+
+
+# -- metrics -----------------------------------------------------------------------------
+def test_metrics_by_hand_and_against_sklearn():
+    y_true, y_pred = [0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0]
+    assert confusion_matrix(y_true, y_pred, 3).tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert accuracy(y_true, y_pred) == pytest.approx(4 / 6)
+    # F1: class 0 = 2·1/(2+2) = 0.5, class 1 = 2·2/(3+2) = 0.8, class 2 = 2·1/(1+2) = 2/3
+    assert macro_f1(y_true, y_pred, 3) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    assert macro_f1([0, 0], [0, 0], 5) == 1.0  # classes absent from both are left out, as sklearn does
+    sklearn = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 6, 200), rng.integers(0, 5, 200)
+    assert macro_f1(a, b, 6) == pytest.approx(sklearn.f1_score(a, b, average="macro", zero_division=0))
+
+
+# -- model and graphs -----------------------------------------------------------------------
+@pytest.mark.parametrize("cell, bidirectional, conv", [("lstm", False, 6), ("gru", False, 0), ("lstm", True, 6),
+                                                       ("gru", True, 0)])
+def test_export_graphs_compute_what_packed_training_computes(cell, bidirectional, conv):
+    import torch
+
+    from apptool_gesture.model import GestureNet, OfflineGraph, StepGraph, state_names
+
+    torch.manual_seed(0)
+    net = GestureNet(4, 3, cell, 12, 2, bidirectional, 0.1, conv, 3).eval()
+    lengths = torch.tensor([11, 7, 2])
+    x = torch.randn(3, 11, 4)
+    for i, n in enumerate(lengths):
+        x[i, n:] = 50.0  # whatever sits in the padding must not matter
+    with torch.no_grad():
+        packed = net(x, lengths)
+        torch.testing.assert_close(OfflineGraph(net)(x, lengths), packed, atol=1e-5, rtol=0)
+        if bidirectional:
+            with pytest.raises(Exception, match="unidirectional"):
+                StepGraph(net)
+            return
+        step = StepGraph(net)
+        state = [torch.zeros(3, 2, 4) if n == "buf" else torch.zeros(2, 3, 12) for n in state_names(net)]
+        final = torch.zeros_like(packed)
+        for t in range(11):
+            logits, *state = step(x[:, t], *state)
+            done = lengths - 1 == t
+            final[done] = logits[done]
+        torch.testing.assert_close(final, packed, atol=1e-5, rtol=0)
+
+
+def test_collate_sorts_pads_and_keeps_labels():
+    batch = GestureTask().collate([(np.ones((2, 4), np.float32), 1), (np.ones((5, 4), np.float32), 2)])
+    x, lengths, labels = batch
+    assert x.shape == (2, 5, 4) and lengths.tolist() == [5, 2] and labels.tolist() == [2, 1]
+    assert float(x[1, 2:].abs().sum()) == 0.0
+
+
+# -- drawn strokes ------------------------------------------------------------------------
+def test_stroke_points_resample_in_time_and_map_to_the_unit_box():
+    points = [[200, 200, 0, 0], [300, 200, 500, 0], [300, 100, 1000, 0]]  # right, then up, over one second
+    array, width, height = parse_points(json.dumps({"width": 400, "height": 400, "points": points}))
+    path = points_to_path(array, width, height, fps=50)
+    assert len(path) == 51
+    np.testing.assert_allclose(path[0], [0, 0], atol=1e-6)
+    np.testing.assert_allclose(path[25], [0.25, 0], atol=1e-6)
+    np.testing.assert_allclose(path[-1], [0.25, 0.25], atol=1e-6)  # canvas y down is up in the model
+
+
+def test_pause_between_strokes_becomes_travel_at_the_drawing_speed():
+    points = [[0, 0, 0, 0], [100, 0, 100, 0], [100, 100, 5000, 1], [0, 100, 5100, 1]]
+    array, width, height = parse_points(json.dumps({"width": 100, "height": 100, "points": points}))
+    assert len(points_to_path(array, width, height, fps=100)) == 31  # 0.3 s, not 5.1 s
+
+
+@pytest.mark.parametrize("text", ["", "not json", json.dumps({"points": [[1, 2, 3]]}), json.dumps([["a", 1, 2]] * 3)])
+def test_bad_strokes_are_input_errors(text):
+    with pytest.raises(InputError):
+        points_to_path(*parse_points(text), fps=50)
+
+
+# -- end to end ----------------------------------------------------------------------------
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """``apptool ARGS`` in this process (no second torch import): exit code, stdout, stderr."""
+    from apptool import cli
+
+    monkeypatch.setattr(sys, "argv", ["apptool", *args])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    out, err = capsys.readouterr()
+    return exited.value.code or 0, out, err
+
+
+@pytest.fixture(scope="module")
+def ts_bundle(tmp_path_factory):
+    from apptool.engine import train
+
+    task = GestureTask()
+    data = write_ts_problem(tmp_path_factory.mktemp("toy"))
+    config = task.config("tiny", {"train": {"epochs": 3}})
+    return train(task, config, tmp_path_factory.mktemp("bundle"), data_dir=data, progress=False), data
+
+
+def test_ts_bundle_has_streaming_graph_and_onnx_parity_at_several_lengths(ts_bundle):
+    bundle, _ = ts_bundle
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["labels"] == ["rise", "fall", "wave"] and config["graphs"] == ["model", "step"]
+    export = json.loads((bundle / "metrics.json").read_text())["export"]
+    lengths = {shape.split("x[")[1].split("]")[0] for shape in export["parity_shapes"]["model"]}
+    assert len(lengths) >= 3 and max(export["parity_max_abs_diff"].values()) < 1e-4
+    assert (bundle / "confusion_matrix.png").stat().st_size > 0
+
+
+def test_eval_json_on_ts_data_reports_metrics_and_streaming_agreement(ts_bundle, monkeypatch, capsys):
+    bundle, data = ts_bundle
+    code, out, err = run_cli(monkeypatch, capsys, "eval", str(bundle), "--data", str(data), "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert {"accuracy", "macro_f1", "streaming_agreement"} <= set(metrics) and metrics["test_samples"] == 9
+    assert metrics["streaming_agreement"] == 1.0
+
+
+def test_predict_reads_every_case_of_a_ts_file(ts_bundle, monkeypatch, capsys):
+    bundle, data = ts_bundle
+    code, out, err = run_cli(monkeypatch, capsys, "predict", str(bundle), str(data / "Toy_TEST.ts"), "--json")
+    assert code == 0, err
+    predictions = json.loads(out)["predictions"]
+    assert len(predictions) == 9 and predictions[0]["result"]["label"] in ("rise", "fall", "wave")
+
+
+def test_bidirectional_model_exports_offline_only_and_says_streaming_is_unavailable(tmp_path):
+    from apptool.engine import train
+
+    task = GestureTask()
+    config = task.config("tiny", {"model": {"bidirectional": True}, "train": {"epochs": 1}})
+    bundle = train(task, config, tmp_path / "bi", data_dir=write_ts_problem(tmp_path / "toy"), progress=False)
+    saved = json.loads((bundle / "config.json").read_text())
+    test = json.loads((bundle / "metrics.json").read_text())["test"]
+    assert saved["graphs"] == ["model"] and test["streaming_agreement"] is None and "bidirectional" in test["streaming"]
+
+
+def test_malformed_training_file_fails_with_its_line_number(tmp_path, monkeypatch, capsys):
+    data = write_ts_problem(tmp_path / "toy")
+    train_file = data / "Toy_TRAIN.ts"
+    lines = train_file.read_text().splitlines()
+    lines[12] = lines[12].replace(",", ",abc,", 1)
+    train_file.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli(monkeypatch, capsys, "train", "gesture", "--preset", "tiny", "--data", str(data),
+                           "--out", str(tmp_path / "b"), "--quiet")
+    assert code == 2 and "Toy_TRAIN.ts:13" in err and "abc" in err
