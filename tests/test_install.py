@@ -1,0 +1,95 @@
+"""A plugin made by `apptool new-plugin`, pip-installed (no editable install) into a fresh virtual
+environment, runs every mode: the guide's shell commands, executed as written."""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from apptool.testing import free_port
+from docs_blocks import shell_commands
+
+REPO = Path(__file__).resolve().parents[1]
+OFFLINE = ["--no-index", "--no-build-isolation", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(tmp_path_factory) -> Path:
+    """A new venv that borrows this one's third-party packages (torch, timm, ...) read-only, so the test
+    needs no download, and gets apptool itself installed by pip from the source tree."""
+    venv = tmp_path_factory.mktemp("venv") / "env"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = Path(subprocess.check_output([str(venv / "bin" / "python"), "-c",
+                                         "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+    (site / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # the venv's own old setuptools would shadow the borrowed one, which builds wheels without `wheel`
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "--quiet", "setuptools"], check=False)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", *OFFLINE, "--no-deps", str(REPO)], check=True,
+                   timeout=600)
+    return venv
+
+
+def as_run_here(command: str, venv: Path, port: int) -> list[str]:
+    """The guide's command, with pip kept offline and the demo on a free port."""
+    argv = shlex.split(command)
+    if argv[0] == "pip":
+        return [str(venv / "bin" / "python"), "-m", "pip", *argv[1:2], *OFFLINE, *argv[2:]]
+    if argv[:2] == ["apptool", "demo"]:
+        argv += ["--port", str(port)]
+    return [str(venv / "bin" / argv[0]), *argv[1:]]
+
+
+def test_the_guides_commands_in_a_fresh_venv(fresh_venv, tmp_path):
+    from gradio_client import Client, handle_file
+
+    env = {**os.environ, "APPTOOL_PLUGINS": "rotation", "PYTHONPATH": ""}
+    commands = shell_commands()
+    assert commands[0].startswith("apptool new-plugin rotation")
+    example = tmp_path / "digit.png"
+    digit = np.full((64, 64, 3), 255, np.uint8)
+    cv2.putText(digit, "7", (14, 54), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (0, 0, 0), 6)
+    cv2.imwrite(str(example), digit)
+    port = free_port()
+    outputs = {}
+    for command in commands:
+        argv = as_run_here(command, fresh_venv, port)
+        if "demo" in argv:
+            server = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                client = _connect(f"http://127.0.0.1:{port}/")
+                answer = client.predict(handle_file(str(example)), api_name="/rotation_predict")
+                assert isinstance(answer, dict) and "label" in answer
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+            continue
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        outputs[command] = done.stdout
+    assert "rotation" in outputs["apptool plugins"]
+    assert '"accuracy"' in outputs["apptool eval bundles/rotation --json"]
+    assert '"label"' in outputs["apptool predict bundles/rotation digit.png --json"]
+    installed = subprocess.check_output([str(fresh_venv / "bin" / "python"), "-m", "pip", "show", "-f", "apptool-rotation"],
+                                        text=True)
+    assert "Editable project location" not in installed
+
+
+def _connect(url: str, timeout: float = 120.0):
+    from gradio_client import Client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return Client(url, verbose=False)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
