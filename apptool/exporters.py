@@ -50,3 +50,7 @@ def run_exporter(name: str, bundle_dir: Path, out_dir: Path | None) -> Path:
     if name not in available:
         raise ConfigError(f"no exporter for format {name!r}; available: {', '.join(sorted(available))}")
     return available[name](Path(bundle_dir), Path(out_dir) if out_dir else None)
+
+
+# The deployment formats live in their own modules and register themselves with @exporter on import.
+from apptool import quantize, triton  # noqa: E402,F401
