@@ -78,9 +78,15 @@ def check_bundle_dir(bundle_dir: Path) -> Path:
 def read_config(bundle_dir: Path) -> dict[str, Any]:
     """The bundle's config.json (task, plugin version, preprocessing, labels, graphs)."""
     config = read_json(check_bundle_dir(bundle_dir) / CONFIG)
+    if not isinstance(config, dict):
+        raise BundleError(f"{Path(bundle_dir) / CONFIG}: expected a JSON object, got {type(config).__name__}")
     for key in ("task", "graphs"):
         if key not in config:
             raise BundleError(f"{Path(bundle_dir) / CONFIG}: missing field {key!r}")
+    graphs = config["graphs"]
+    if not isinstance(config["task"], str) or not isinstance(graphs, list) or not graphs \
+            or not all(isinstance(g, str) and g.isidentifier() for g in graphs):
+        raise BundleError(f"{Path(bundle_dir) / CONFIG}: field 'task' must be a name and 'graphs' a list of graph names")
     return config
 
 
