@@ -17,22 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from apptool.errors import ConfigError
-
-RBM_DEFAULTS: dict[str, Any] = {
-    "epochs": 20,
-    "batch_size": 100,
-    "lr": 0.1,  # Bernoulli visible units
-    "gaussian_lr": 0.005,  # Gaussian visible units want a far smaller step
-    "cd_k": 1,
-    "persistent": False,
-    "momentum_start": 0.5,
-    "momentum_final": 0.9,
-    "momentum_switch_epoch": 5,
-    "weight_decay": 2e-4,
-    "sparsity_target": 0.1,
-    "sparsity_cost": 0.0,
-    "sparsity_decay": 0.95,
-}
+from apptool_dbn_hashing.settings import RBM_DEFAULTS
 
 
 @dataclass

@@ -61,14 +61,14 @@ class DbnHashingTask(Task):
         self.pretraining_logs: dict[str, dict] = {}
 
     def default_config(self) -> dict[str, Any]:
-        from apptool_dbn_hashing.rbm import RBM_DEFAULTS
+        from apptool_dbn_hashing.settings import RBM_DEFAULTS
 
         return {
             "model": {"features": "pixels", "backbone": "resnet10t", "pretrained": None, "backbone_size": 64,
-                      "hidden": [256, 128], "bits": 32, "visible": "auto", "head": "autoencoder", "code_noise": 4.0,
+                      "hidden": [256, 128], "bits": 32, "visible": "auto", "head": "autoencoder", "code_noise": 8.0,
                       "pretrain": True, "rbm": dict(RBM_DEFAULTS)},
             "data": {"source": "digits", "image_size": None, "channels": None, "test_fraction": 0.2, "per_class": 300},
-            "train": {"epochs": 100, "batch_size": 64, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0,
+            "train": {"epochs": 40, "batch_size": 64, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0,
                       "schedule": "cosine", "val_fraction": 0.1, "finetune": "frozen"},
         }
 
