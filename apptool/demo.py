@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,3 +57,47 @@ class DemoContext:
                 raise gr.Error(f"{type(exc).__name__}: {exc}") from None
 
         return guarded
+
+
+def _upload_name(payload: Any) -> str:
+    """The user's name for an uploaded file (gradio renames uploads into its cache)."""
+    for key in ("orig_name", "path"):
+        value = payload.get(key) if isinstance(payload, dict) else getattr(payload, key, None)
+        if value:
+            return Path(str(value)).name
+    return "the input"
+
+
+def _without_paths(text: str) -> str:
+    """An error message with server-side paths cut to their file names."""
+    return re.sub(r"(?:[A-Za-z]:)?[/\\][^\s'\"]*[/\\]([^/\\\s'\"]+)", r"\1", text)
+
+
+def readable_inputs(container) -> None:
+    """Make every input component under ``container`` report an unreadable upload as one readable line.
+
+    Gradio decodes an upload (an image, a video...) before the handler, so a
+    corrupt file never reaches ``guard``; without this the user reads gradio's
+    internal "could not preprocess input component" report.
+    """
+    import gradio as gr
+
+    for block in getattr(container, "children", []):
+        readable_inputs(block)
+        if not isinstance(block, gr.components.Component) or getattr(block, "_apptool_readable", False):
+            continue
+        decode = block.preprocess
+        label = block.label or type(block).__name__.lower()
+
+        def preprocess(payload, _decode=decode, _label=label):
+            try:
+                return _decode(payload)
+            except gr.Error:
+                raise
+            except Exception as exc:
+                reason = _without_paths(str(exc)) or type(exc).__name__
+                raise gr.Error(f"{_label}: could not read {_upload_name(payload)!r} ({reason}). "
+                               "Upload a valid file of the kind this box expects.") from None
+
+        block.preprocess = preprocess
+        block._apptool_readable = True

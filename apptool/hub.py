@@ -15,7 +15,7 @@ from typing import Any
 
 from apptool.background import BackgroundTrainer, progress_markdown
 from apptool.bundle import read_metrics
-from apptool.demo import DemoContext
+from apptool.demo import DemoContext, readable_inputs
 from apptool.errors import AppToolError
 from apptool.plugins import get_plugins
 from apptool.runtime import Predictor
@@ -131,7 +131,9 @@ def _pending_tab(hub, name: str, task: Task, models: Models) -> None:
     def body(usable):
         ctx = models.context(name) if usable else None
         if ctx is not None:
-            task.demo(ctx)
+            with gr.Column() as column:
+                task.demo(ctx)
+            readable_inputs(column)
 
 
 def build_hub(bundles: Path, tasks: list[str] | None = None, trainer: BackgroundTrainer | None = None,
@@ -147,10 +149,11 @@ def build_hub(bundles: Path, tasks: list[str] | None = None, trainer: Background
         if plugins.load_errors:
             gr.Markdown("\n".join(f"- plugin `{e.name}` failed to load: {e.error}" for e in plugins.load_errors))
         for name, task in selected.items():
-            with gr.Tab(task.title or name, id=name):
+            with gr.Tab(task.title or name, id=name) as tab:
                 ctx = models.context(name)
                 if ctx is not None:
                     task.demo(ctx)
+                    readable_inputs(tab)
                 else:
                     _pending_tab(hub, name, task, models)
         header_timer = gr.Timer(POLL_SECONDS, active=models.waiting())
