@@ -144,14 +144,18 @@ class GeneratedFrames:
         rng = np.random.default_rng([*self.base, i, 1])
         return random_frame(self.track(i), rng, self.data, network_rows(self.spec, road.Camera.height_px))
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.float32]:
-        i = int(i)
+    def network_pixels(self, i: int) -> np.ndarray:
+        """Sample ``i`` as uint8 network pixels, rendered on first use."""
         if not self.done[i]:
             image, label = self.frame(i)
             self.pixels[i] = to_network_pixels(image, self.spec)
             self.labels[i] = label
             self.done[i] = True
-        return normalise(self.pixels[i], self.spec), self.labels[i]
+        return self.pixels[i]
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.float32]:
+        pixels = self.network_pixels(int(i))
+        return normalise(pixels, self.spec), self.labels[int(i)]
 
 
 def pixel_statistics(images: list[np.ndarray]) -> tuple[list[float], list[float]]:

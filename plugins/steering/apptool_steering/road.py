@@ -168,6 +168,15 @@ class Track:
     objects: list[tuple[float, float, str, float, tuple[int, int, int]]] = field(default_factory=list)
     patches: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))  # s, u, half length, half width, gain
 
+    @classmethod
+    def from_curvature(cls, kappa: np.ndarray, scenes: list[Scene], scene_length: float = math.inf) -> "Track":
+        """Integrate a curvature profile (1/m every DS metres) into a centreline starting at the origin along +x."""
+        heading = np.concatenate([[0.0], np.cumsum(kappa[:-1] * DS)])
+        mid = heading[:-1] + 0.5 * kappa[:-1] * DS
+        steps = np.stack([np.cos(mid), np.sin(mid)], axis=1) * DS
+        xy = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+        return cls(xy, heading, np.asarray(kappa, float), scenes, scene_length)
+
     def scene_at(self, s: float) -> Scene:
         return self.scenes[min(max(int(s // self.scene_length), 0), len(self.scenes) - 1)]
 
@@ -231,13 +240,9 @@ def make_track(seed, length: float = 600.0, min_radius: float = 45.0, scene_leng
     """A deterministic track for ``seed`` (an int or a sequence of ints), a new scene every ``scene_length`` m."""
     rng = np.random.default_rng(seed)
     kappa = curvature_profile(rng, length, min_radius)
-    heading = np.concatenate([[0.0], np.cumsum(kappa[:-1] * DS)])
-    mid = heading[:-1] + 0.5 * kappa[:-1] * DS
-    steps = np.stack([np.cos(mid), np.sin(mid)], axis=1) * DS
-    xy = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
     n_len = len(kappa) * DS
     scenes = [Scene.random(rng) for _ in range(max(1, math.ceil(n_len / scene_length)))]
-    track = Track(xy, heading, kappa, scenes, scene_length)
+    track = Track.from_curvature(kappa, scenes, scene_length)
     objects = []
     density = rng.uniform(0.01, 0.08)  # objects per metre of road
     for s in np.sort(rng.uniform(0, n_len, int(n_len * density))):

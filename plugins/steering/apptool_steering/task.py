@@ -36,8 +36,8 @@ class SteeringTask(Task):
     greater_is_better = False
     presets = {
         "tiny": {
-            "data": {"n_train": 160, "n_test": 48, "tracks_train": 8, "tracks_test": 4, "stats_samples": 16,
-                     "sim": {"seconds": 20.0}},
+            "data": {"n_train": 128, "n_test": 32, "tracks_train": 8, "tracks_test": 4, "stats_samples": 16,
+                     "sim": {"seconds": 10.0}},
             "train": {"epochs": 1, "batch_size": 32},
         },
         "quick": {},
@@ -76,8 +76,6 @@ class SteeringTask(Task):
         return build(config["model"])
 
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
-        from apptool_steering import data
-
         if data_dir is None:
             return self._generated(config)
         return self._udacity(config, Path(data_dir))
@@ -90,9 +88,7 @@ class SteeringTask(Task):
         train = data.GeneratedFrames(config, "train", cfg["n_train"], spec)
         if "input" not in config and spec["color"] == "yuv":
             picks = np.linspace(0, len(train) - 1, min(int(cfg["stats_samples"]), len(train))).astype(int)
-            for i in picks:
-                train[i]
-            spec = data.input_spec(config, *data.pixel_statistics([train.pixels[i] for i in picks]))
+            spec = data.input_spec(config, *data.pixel_statistics([train.network_pixels(i) for i in picks]))
             train.spec = spec
         test = data.GeneratedFrames(config, "test", cfg["n_test"], spec)
         info = {"input": spec, "source": "procedural road renderer", "train_tracks": cfg["tracks_train"],

@@ -39,7 +39,7 @@ def expert_command(track: Track, pose: tuple[float, float, float], hint: int) ->
     beyond = np.flatnonzero((dist >= LOOKAHEAD) & (fwd > 0))
     k = beyond[0] if len(beyond) else len(fwd) - 1
     alpha = math.atan2(left[k], fwd[k])
-    return curvature_to_command(2.0 * math.sin(alpha) / LOOKAHEAD)
+    return curvature_to_command(2.0 * math.sin(alpha) / dist[k])  # the arc through the target point
 
 
 def camera_pose(pose: tuple[float, float, float], lateral: float = 0.0) -> tuple[float, float, float]:
