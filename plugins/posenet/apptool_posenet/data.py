@@ -17,7 +17,7 @@ import numpy as np
 from apptool.errors import DataError, InputError
 from apptool.images import read_image
 from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file, write_pose_file
-from apptool_posenet.preprocess import prepare, resize_short
+from apptool_posenet.preprocess import crop, jitter, prepare, resize_short, to_chw
 from apptool_posenet.scene import footprints
 
 MAX_TRAJECTORY_POINTS = 300
@@ -35,6 +35,7 @@ class PoseDataset:
         self.mean = np.asarray(stats["mean"], np.float64)
         self.scale = float(stats["scale"])
         self.train = train
+        self.jitter = float(config["data"].get("color_jitter", 0.0))
         self.rng = np.random.default_rng([int(config["seed"]), 7 if train else 8])
         self._images = images
         self._paths = paths
@@ -62,8 +63,10 @@ class PoseDataset:
         return np.concatenate([(pose[:3] - self.mean) / self.scale, pose[3:]]).astype(np.float32)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        rng = self.rng if self.train else None
-        return prepare(self.image(index), self.resize, self.size, rng), self.target(index)
+        if not self.train:
+            return prepare(self.image(index), self.resize, self.size), self.target(index)
+        window = crop(resize_short(self.image(index), self.resize), self.size, self.rng)
+        return to_chw(jitter(window, self.rng, self.jitter)), self.target(index)
 
 
 def pose_stats(poses: np.ndarray) -> dict[str, Any]:

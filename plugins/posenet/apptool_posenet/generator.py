@@ -18,6 +18,7 @@ from apptool_posenet.scene import WALK_AREA, Camera, Lighting, Quad, person_text
 
 STEP_M = 0.7  # distance between frames (video at ~2 Hz, walking pace)
 STREAMS = {"train": 0, "test": 1, "sample": 2}
+LOOK_BACK_EVERY = 4  # every 4th walk of a stream faces the south building, so train and test share the mix
 
 
 @dataclass
@@ -47,8 +48,11 @@ def _smooth_noise(rng: np.random.Generator, n: int, scale: float, knots: int = 5
     return np.interp(np.linspace(0, 1, n), np.linspace(0, 1, knots), rng.normal(0, scale, knots))
 
 
-def walk(rng: np.random.Generator, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Camera centres (n, 3) and world-to-camera rotations (n, 3, 3) of one walk."""
+def walk(rng: np.random.Generator, n_frames: int, look_back: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Camera centres (n, 3) and world-to-camera rotations (n, 3, 3) of one walk.
+
+    The camera looks at the landmark, or with ``look_back`` across the square at the south building.
+    """
     x0, x1, y0, y1 = WALK_AREA
     while True:
         controls = rng.uniform([x0, y0], [x1, y1], size=(4, 2))
@@ -70,7 +74,7 @@ def walk(rng: np.random.Generator, n_frames: int) -> tuple[np.ndarray, np.ndarra
     target = np.column_stack(
         [ends[0, 0] + t * (ends[1, 0] - ends[0, 0]), np.full(n_frames, 16.0), ends[0, 1] + t * (ends[1, 1] - ends[0, 1])]
     )
-    if rng.random() < 0.25:  # some walks look back across the square at the south building
+    if look_back:
         target[:, 1] = -28.0
         target[:, 2] = np.clip(target[:, 2], 2.0, 8.0)
     delta = target - centres
@@ -149,7 +153,7 @@ def render_sequence(name: str, seed: int, stream: str, index: int, n_frames: int
                     hfov_deg: float = 60.0) -> Sequence:
     """Render walk number ``index`` of a stream ("train", "test", "sample") for ``seed``."""
     rng = np.random.default_rng([int(seed), STREAMS[stream], int(index)])
-    centres, rots = walk(rng, n_frames)
+    centres, rots = walk(rng, n_frames, look_back=index % LOOK_BACK_EVERY == LOOK_BACK_EVERY - 1)
     light = weather(rng)
     vans, people = _vans(rng), _people(rng, centres)
     camera = Camera(*size, hfov_deg=hfov_deg)

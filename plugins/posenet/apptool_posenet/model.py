@@ -3,7 +3,9 @@
 The loss is either PoseNet's ``||x - x̂|| + β ||q - q̂/||q̂||||`` (Kendall, Grimes
 & Cipolla 2015) or the learned homoscedastic-uncertainty weighting of Kendall
 & Cipolla 2017, ``||x - x̂|| e^{-s_x} + s_x + ||q - q̂|| e^{-s_q} + s_q``, with
-``s_x`` and ``s_q`` trained with the network.
+``s_x`` and ``s_q`` trained with the network.  Labels lie on the hemisphere
+w >= 0; the quaternion term takes the nearer of q̂ and -q̂, since a camera
+turning through the hemisphere's edge would otherwise jump between targets.
 """
 from __future__ import annotations
 
@@ -44,7 +46,9 @@ def pose_loss(xyz: torch.Tensor, quat: torch.Tensor, target: torch.Tensor, log_v
               kind: str = "learned", beta: float = 3.0) -> torch.Tensor:
     """PoseNet loss on a batch; ``target`` rows are normalised xyz then the unit quaternion (w >= 0)."""
     pos = torch.linalg.vector_norm(xyz - target[:, :3], dim=1).mean()
-    rot = torch.linalg.vector_norm(quat - target[:, 3:], dim=1).mean()
+    # q and -q are one rotation: the nearer sign counts, so labels near w = 0 do not flip the target
+    rot = torch.minimum(torch.linalg.vector_norm(quat - target[:, 3:], dim=1),
+                        torch.linalg.vector_norm(quat + target[:, 3:], dim=1)).mean()
     if kind == "learned":
         sx, sq = log_vars[0], log_vars[1]
         return pos * torch.exp(-sx) + sx + rot * torch.exp(-sq) + sq

@@ -3,7 +3,9 @@
 As in PoseNet: the shorter side is resized to ``resize`` (256 in the paper),
 then a ``crop`` x ``crop`` window (224) is cut out, at random for training
 and from the centre for testing.  Pixels are normalised with ImageNet
-statistics, the convention of timm backbones.
+statistics, the convention of timm backbones.  Training crops also get a
+random exposure, contrast and colour cast (``jitter``), so that the network
+places a camera by what it sees, not by the weather of the walk it was in.
 """
 from __future__ import annotations
 
@@ -43,3 +45,14 @@ def to_chw(image: np.ndarray) -> np.ndarray:
 def prepare(image: np.ndarray, resize: int, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """RGB uint8 image of any size -> network input (3, size, size)."""
     return to_chw(crop(resize_short(image, resize), size, rng))
+
+
+def jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Random brightness, contrast and per-channel gain of up to ``strength`` (0 returns the image)."""
+    if strength <= 0:
+        return image
+    pixels = image.astype(np.float32)
+    mean = pixels.mean()
+    contrast = rng.uniform(1 - strength, 1 + strength)
+    gain = rng.uniform(1 - strength, 1 + strength) * rng.uniform(1 - strength / 2, 1 + strength / 2, 3)
+    return np.clip(((pixels - mean) * contrast + mean) * gain.astype(np.float32), 0, 255).astype(np.uint8)

@@ -11,9 +11,10 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from apptool.errors import ConfigError, InputError
-from apptool.images import to_rgb
+from apptool.errors import ConfigError, DataError, InputError
+from apptool.images import read_image, to_rgb
 from apptool.task import Graph, Splits, Task
+from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file
 from apptool_posenet.geometry import canonical
 from apptool_posenet.mapview import draw_map, heading, to_map
 from apptool_posenet.metrics import nearest_neighbours, pose_metrics
@@ -44,6 +45,12 @@ def infer(runner, images: list[np.ndarray], config: dict[str, Any]) -> tuple[np.
 
 
 class PoseNetTask(Task):
+    """PoseNet on the built-in landmark or a Cambridge Landmarks folder.
+
+    ``render`` draws on the map of the bundle that ``predict`` last ran with
+    (the render hook gets no config), which is how ``apptool predict`` calls them.
+    """
+
     name = "posenet"
     title = "PoseNet relocalization"
     description = (
@@ -66,8 +73,8 @@ class PoseNetTask(Task):
         },
         "quick": {
             "model": {"hidden": 256},
-            "data": {"render_size": [171, 128], "resize": 128, "crop": 112, "train_sequences": 10, "test_sequences": 4,
-                     "frames_per_sequence": 50},
+            "data": {"render_size": [171, 128], "resize": 128, "crop": 112, "train_sequences": 24, "test_sequences": 8,
+                     "frames_per_sequence": 25},
             "train": {"epochs": 40},
         },
         "full": {},
@@ -78,8 +85,8 @@ class PoseNetTask(Task):
         return {
             "model": {"backbone": "mobilenetv3_small_100", "pretrained": None, "hidden": 512, "dropout": 0.2,
                       "loss": "learned", "beta": 3.0, "sx_init": 0.0, "sq_init": -3.0},
-            "data": {"render_size": [341, 256], "hfov_deg": 60.0, "resize": 256, "crop": 224, "train_sequences": 12,
-                     "test_sequences": 6, "frames_per_sequence": 80},
+            "data": {"render_size": [341, 256], "hfov_deg": 60.0, "resize": 256, "crop": 224, "train_sequences": 40,
+                     "test_sequences": 12, "frames_per_sequence": 40, "color_jitter": 0.25},
             "train": {"epochs": 60, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "backbone_lr_mult": 1.0},
         }
 
@@ -101,6 +108,12 @@ class PoseNetTask(Task):
         data = config["data"]
         if int(data["crop"]) > int(data["resize"]):
             raise ConfigError(f"data.crop {data['crop']} is larger than data.resize {data['resize']}")
+        if data_dir is None and config.get("scene", {}).get("source") == "cambridge":  # a bundle trained on --data
+            recorded = Path(str(config.get("data_source")))
+            if not recorded.is_dir():
+                raise DataError(f"this model was trained on the Cambridge Landmarks folder {recorded}, which is not "
+                                "there any more; pass --data DIR")
+            data_dir = recorded
         train, test, info = load_splits(config, data_dir)
         return Splits(train, test, info)
 
@@ -166,8 +179,14 @@ class PoseNetTask(Task):
         return metrics
 
     def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[np.ndarray]:
+        """Test images of the Cambridge folder a bundle was trained on, else frames of a fresh built-in walk."""
         from apptool_posenet.generator import render_sequence
 
+        recorded = Path(str(config.get("data_source")))
+        if config.get("scene", {}).get("source") == "cambridge" and (recorded / SPLIT_FILES["test"]).is_file():
+            paths = read_pose_file(recorded, SPLIT_FILES["test"]).paths
+            picks = np.random.default_rng(seed).choice(len(paths), size=n, replace=n > len(paths))
+            return [read_image(paths[i]) for i in picks]
         size = tuple(int(v) for v in config["data"]["render_size"])
         walk = render_sequence("sample", int(config["seed"]), "sample", seed, max(n, 1), size, float(config["data"]["hfov_deg"]))
         return walk.images[:n]

@@ -186,6 +186,7 @@ def test_loss_formulas():
     assert pose_loss(xyz, quat, target, log_vars, "beta", 10.0).item() == pytest.approx(5 + 10 * rot, rel=1e-6)
     learned = 5 * math.exp(-0.5) + 0.5 + rot * math.exp(2.0) - 2.0
     assert pose_loss(xyz, quat, target, log_vars, "learned").item() == pytest.approx(learned, rel=1e-6)
+    assert pose_loss(xyz, -quat, target, log_vars, "learned").item() == pytest.approx(learned, rel=1e-6)  # sign-free
 
 
 def test_model_outputs_unit_quaternions_and_trains_its_loss_weights(task):
@@ -226,6 +227,14 @@ def test_train_and_eval_on_a_cambridge_folder(task, tmp_path):
     metrics = json.loads(done.stdout[done.stdout.index("{"):])
     assert set(task.metrics) <= set(metrics) and metrics["test_samples"] == 10
     assert metrics["median_pos_err_m"] >= 0 and 0 <= metrics["nn_median_rot_err_deg"] <= 180
+
+    from apptool.runtime import Predictor
+
+    samples = task.sample_inputs(config, 2, seed=1)  # examples come from the folder the bundle was trained on
+    assert [im.shape for im in samples] == [(64, 86, 3)] * 2
+    assert len(Predictor(bundle).predict(samples)) == 2
+    done = runner.invoke(app, ["eval", str(bundle), "--json"])  # without --data: the recorded folder
+    assert done.exit_code == 0 and json.loads(done.stdout[done.stdout.index("{"):])["test_samples"] == 10
 
     lines = train_list.read_bytes().decode().split("\r\n")
     lines[6] = "seq1/frame00003.png 1.0 2.0 oops 1 0 0 0"
