@@ -175,11 +175,11 @@ class DbnHashingTask(Task):
         for name, fit in (("lsh", fit_lsh), ("itq", fit_itq)):
             hasher = fit(base["features"].astype(np.float64), bits, int(config["seed"]))
             if hasher is None:  # ITQ cannot make more bits than the features have dimensions
-                result.update({f"{name}_map": None, f"{name}_precision_at_10": None, f"{name}_precision_r2": None})
+                result.update({f"{name}_{key}": None for key in ("map", "precision_at_10", "precision_r2", "r2_found")})
                 continue
             scores = retrieval_metrics(hasher.encode(queries["features"]), dataset.labels,
                                        hasher.encode(base["features"]), database.labels, bits, K, RADIUS)
-            result.update({f"{name}_{key}": value for key, value in scores.items() if key != f"r{RADIUS}_found"})
+            result.update({f"{name}_{key}": value for key, value in scores.items()})
         if "class_logits" in queries:
             accuracy = float((queries["class_logits"].argmax(1) == dataset.labels).mean())
             result.update({"accuracy": accuracy, "error_rate": 1.0 - accuracy})
