@@ -19,6 +19,7 @@ from apptool.errors import InputError
 from apptool_gesture.drawing import draw_sequence, plot_probabilities
 from apptool_gesture.features import input_spec, prepare, softmax
 from apptool_gesture.streaming import stream, streaming_available
+from apptool_gesture.settings import class_names
 from apptool_gesture.stroke import stroke_to_sequence
 
 PAD_ID = "gesture-pad"
@@ -93,7 +94,7 @@ READ_CANVAS_JS = f"(points) => document.querySelector('#{PAD_ID} canvas')?.datas
 def analyse(ctx, seq: np.ndarray, path: np.ndarray | None, source: str) -> tuple[dict, np.ndarray | None, np.ndarray, str]:
     """Offline class probabilities, the streaming probability curves, a picture of the input and a note."""
     config = ctx.config
-    names = list(config["labels"])
+    names = class_names(config)
     result = ctx.predictor.predict([seq])[0]
     picture = draw_sequence(path if path is not None else seq, f"{result['label']} {result['confidence']:.0%}")
     note = f"**{result['label']}** ({result['confidence']:.0%}) from {source}: {result['frames']} frames."
@@ -118,7 +119,7 @@ def build_demo(ctx) -> None:
 
     config = ctx.config
     drawable = config.get("dataset", {}).get("format") == "generator"
-    gr.Markdown("Draw a gesture — " + ", ".join(n.replace("_", " ") for n in config["labels"])
+    gr.Markdown("Draw a gesture — " + ", ".join(n.replace("_", " ") for n in class_names(config))
                 + " — or upload a UCR/UEA `.ts` or a `.csv` sequence. The stroke's timed points (x, y, t) go to the "
                 "LSTM, resampled at the model's frame rate; the curves show each class's probability as the gesture "
                 "unfolds, frame by frame, through the streaming graph.")

@@ -59,7 +59,7 @@ def plot_probabilities(probs: np.ndarray, class_names: Sequence[str], fps: float
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("time (s)" if fps else "frame")
     ax.set_ylabel("probability")
-    ax.set_title(title or "class probabilities as the gesture unfolds (streaming)")
+    ax.set_title(title or "class probabilities as the gesture unfolds (streaming)", fontsize=9, loc="right")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -21,6 +21,8 @@ from apptool.errors import InputError
 from apptool_gesture.generator import KINDS
 
 FEATURE_WIDTH = {"pen": lambda d: 2 * d, "raw": lambda d: d}
+#: Longest sequence predict accepts: about 5.5 hours at 50 fps, and a few seconds of LSTM on a CPU.
+MAX_FRAMES = 1_000_000
 
 
 def features(seq: np.ndarray, kind: str) -> np.ndarray:
@@ -60,11 +62,16 @@ def input_spec(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_sequence(seq: Any, spec: dict[str, Any], name: str = "sequence") -> np.ndarray:
     """A raw input as a finite (T, D) float32 array with the channels the model was trained on."""
-    array = np.asarray(seq, np.float32)
+    try:
+        array = np.asarray(seq, np.float32)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: expected a sequence of numbers (frames x channels), got {type(seq).__name__} {seq!r:.60}") from None
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2 or array.shape[0] < 1:
         raise InputError(f"{name}: expected a sequence of shape (frames, channels), got {array.shape}")
+    if array.shape[0] > MAX_FRAMES:
+        raise InputError(f"{name}: {array.shape[0]:,} frames, more than the limit of {MAX_FRAMES:,}")
     if array.shape[1] != spec["raw_dims"]:
         raise InputError(f"{name}: {array.shape[1]} channels, but this model reads {spec['raw_dims']}")
     if not np.isfinite(array).all():

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from apptool_gesture.generator import GESTURES
+
 MODEL_DEFAULTS: dict[str, Any] = {
     "cell": "lstm",  # "lstm" | "gru"
     "hidden": 64,
@@ -19,14 +21,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "kind": "pen",  # built-in generator: "pen" (x, y) trajectories or "accel" 3-axis signals
         "train_per_class": 200,
         "test_per_class": 60,
-        "min_len": 25,
+        "min_len": 20,
         "max_len": 100,
         "idle_frames": 10,
         "fps": 50,  # frame rate of generated sequences; drawn strokes are resampled to it
-        "scale": [0.3, 1.0],
-        "max_rotation_deg": 25,
-        "jitter": 0.05,
-        "noise": 0.015,
+        "scale": [0.25, 1.0],
+        "max_rotation_deg": 30,
+        "jitter": 0.06,
+        "noise": 0.02,
         "max_tilt_deg": 20,
     },
     "train": {"epochs": 20, "batch_size": 32, "lr": 3e-3, "weight_decay": 1e-4, "grad_clip": 1.0,
@@ -51,3 +53,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 def model_options(config: dict[str, Any]) -> dict[str, Any]:
     """The config's model section over the defaults, so older or partial configs still read."""
     return {**MODEL_DEFAULTS, **config.get("model", {})}
+
+
+def class_names(config: dict[str, Any]) -> list[str]:
+    """The model's classes: from the training data, else the generator's gestures."""
+    return list(config.get("labels", GESTURES))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from apptool.errors import InputError
+from apptool_gesture.features import input_spec
 from apptool_gesture.settings import model_options
 
 
@@ -23,7 +24,7 @@ def initial_state(config: dict[str, Any], batch: int) -> dict[str, np.ndarray]:
     opts = model_options(config)
     state = {}
     if opts["conv_channels"] and opts["conv_kernel"] > 1:
-        state["buf"] = np.zeros((batch, opts["conv_kernel"] - 1, config["input"]["n_features"]), np.float32)
+        state["buf"] = np.zeros((batch, opts["conv_kernel"] - 1, input_spec(config)["n_features"]), np.float32)
     state["h"] = np.zeros((opts["layers"], batch, opts["hidden"]), np.float32)
     if opts["cell"] == "lstm":
         state["c"] = np.zeros_like(state["h"])

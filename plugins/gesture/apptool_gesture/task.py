@@ -15,14 +15,10 @@ from apptool.task import Graph, Splits, Task
 from apptool_gesture.features import check_sequence, input_spec, pad_batch, prepare, softmax
 from apptool_gesture.generator import GESTURES, KINDS, make_gesture
 from apptool_gesture.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1, plot_confusion
-from apptool_gesture.settings import DEFAULT_CONFIG, PRESETS, model_options
+from apptool_gesture.settings import DEFAULT_CONFIG, PRESETS, class_names, model_options
 from apptool_gesture.streaming import stream, streaming_available
 
 CHUNK = 64  # sequences per graph call
-
-
-def class_names(config: dict[str, Any]) -> list[str]:
-    return list(config.get("labels", GESTURES))
 
 
 def offline_logits(runner, inputs: Sequence[np.ndarray]) -> np.ndarray:

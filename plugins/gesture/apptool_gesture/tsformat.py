@@ -31,6 +31,7 @@ import numpy as np
 from apptool.errors import DataError
 
 MISSING = {"?", "nan"}
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 BOOL_TAGS = {"timestamps", "missing", "univariate", "equallength"}
 INT_TAGS = {"dimensions", "serieslength"}
 
@@ -91,8 +92,8 @@ def _parse_dimension(text: str, where: str) -> np.ndarray:
             what = "an empty value" if not token else repr(token)
             raise DataError(f"{where}, value {j + 1}: {what} is not a number (missing values are written '?')") from None
     array = np.asarray(values, np.float64)
-    if not np.isfinite(array[~np.isnan(array)]).all():
-        raise DataError(f"{where}: infinite value")
+    if not (np.abs(array[~np.isnan(array)]) <= FLOAT32_MAX).all():  # cases are stored as float32
+        raise DataError(f"{where}: infinite value, or one too large for float32")
     observed = np.flatnonzero(~np.isnan(array))
     if observed.size == 0:
         raise DataError(f"{where}: every value is missing")

@@ -341,3 +341,25 @@ def test_malformed_training_file_fails_with_its_line_number(tmp_path, monkeypatc
     code, _, err = run_cli(monkeypatch, capsys, "train", "gesture", "--preset", "tiny", "--data", str(data),
                            "--out", str(tmp_path / "b"), "--quiet")
     assert code == 2 and "Toy_TRAIN.ts:13" in err and "abc" in err
+
+
+def test_demo_analysis_of_a_drawing_gives_probabilities_and_streaming_curves():
+    from types import SimpleNamespace
+
+    from apptool.export import TorchRunner
+    from apptool_gesture.demo import analyse
+    from apptool_gesture.stroke import stroke_to_sequence
+
+    task = GestureTask()
+    config = task.config("tiny")
+    config.update(labels=list(GESTURES), input=fit_input_spec([make_gesture("circle", np.random.default_rng(0), CLEAN)],
+                                                              "pen", 50), dataset={"format": "generator", "kind": "pen"})
+    runner = TorchRunner(task.graphs(task.build_model(config), config))
+    ctx = SimpleNamespace(config=config, predictor=SimpleNamespace(
+        runner=runner, predict=lambda items: task.predict(runner, items, config)))
+    angle = np.linspace(0, 2 * np.pi, 40)
+    points = [[200 + 90 * np.cos(a), 200 - 90 * np.sin(a), 20.0 * i, 0] for i, a in enumerate(angle)]
+    seq, path = stroke_to_sequence(json.dumps({"width": 400, "height": 400, "points": points}), config)
+    probabilities, curves, picture, note = analyse(ctx, seq, path, "the drawing")
+    assert set(probabilities) == set(GESTURES) and sum(probabilities.values()) == pytest.approx(1, abs=1e-4)
+    assert curves.ndim == 3 and curves.shape[2] == 3 and picture.shape[2] == 3 and "frames" in note
