@@ -90,7 +90,7 @@ class DbnHashingTask(Task):
 
         with torch.random.fork_rng():
             torch.manual_seed(int(config["seed"]))
-            model = build(config, tuple(config["input_shape"]), len(config["classes"]))
+            model = build(config, *self._shape_and_classes(config))
         fingerprint = _fingerprint(config)
         train = self._pending.pop(fingerprint, None)
         if train is not None:
@@ -98,6 +98,14 @@ class DbnHashingTask(Task):
             if log is not None:
                 self.pretraining_logs[fingerprint] = log
         return model
+
+    def _shape_and_classes(self, config: dict[str, Any]) -> tuple[tuple[int, int, int], int]:
+        """Input shape and class count: from what load_data recorded, else from the built-in source's definition."""
+        if "input_shape" in config and "classes" in config:
+            return tuple(config["input_shape"]), len(config["classes"])
+        data = datasets.resolve_data(config["data"], None)
+        classes = 10 if data["source"] == "digits" else len(datasets.SHAPE_CLASSES)
+        return (data["channels"], data["image_size"], data["image_size"]), classes
 
     def loss(self, model, batch):
         import torch.nn.functional as F

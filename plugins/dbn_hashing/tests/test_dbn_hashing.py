@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from apptool.errors import DataError, InputError
+from apptool.testing import TaskConformance
 from apptool_dbn_hashing import data as datasets
 from apptool_dbn_hashing.baselines import fit_itq, fit_lsh
 from apptool_dbn_hashing.index import HammingIndex, hamming_distances, have_faiss, pack_bits, unpack_bits
@@ -266,12 +267,22 @@ def test_task_module_imports_without_torch():
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory):
     from apptool.engine import train
+    from apptool.plugins import get_plugins
 
-    from apptool_dbn_hashing.task import DbnHashingTask
-
-    task = DbnHashingTask()
+    task = get_plugins().task("dbn_hashing")
     out = tmp_path_factory.mktemp("bundle") / "dbn"
     return train(task, task.config("tiny"), out, progress=False), task
+
+
+class TestConformance(TaskConformance):
+    """The core's contract suite, on the bundle the tests below share (trained once)."""
+
+    task_name = "dbn_hashing"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def bundle(cls, tiny_bundle):
+        return tiny_bundle[0]
 
 
 def test_train_tiny_bundle_eval_on_onnx_runtime(tiny_bundle):
