@@ -58,6 +58,8 @@ def _load_json(path: Path) -> dict:
         raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be a COCO captions file") from None
     if not isinstance(value, dict):
         raise DataError(f"{path}: expected a JSON object with 'images' and 'annotations', got {type(value).__name__}")
     for key in ("images", "annotations"):

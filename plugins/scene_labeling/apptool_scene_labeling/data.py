@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from apptool.errors import DataError, InputError
-from apptool.images import IMAGE_SUFFIXES, read_image
+from apptool.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from apptool_scene_labeling.scenes import CLASSES, IGNORE, PALETTE, scene
 
 STRIDE = 32  # the encoder's largest reduction: input sides are multiples of it
@@ -91,7 +91,7 @@ class SceneSet:
         mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
         if self.augment:
             image, mask = _augment(image, mask)
-        side = self.long_side if max(h, w) <= self.long_side else max(h, w)
+        side = fit_size(self.long_side, self.long_side, self.long_side)[0]  # no fitted side exceeds it
         out_image = np.zeros((side, side, 3), np.float32)
         out_mask = np.full((side, side), IGNORE, np.uint8)
         out_image[:h, :w], out_mask[:h, :w] = image, mask
@@ -120,8 +120,12 @@ def read_classes(path: Path) -> list[str]:
     """classes.txt: one class name per line; blank lines and ``#`` comments are skipped."""
     if not path.is_file():
         raise DataError(f"{path}: missing; it lists the class names, one per line (line 1 = class index 0)")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
     names: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         name = line.split("#", 1)[0].strip()
         if not name:
             continue
@@ -142,8 +146,10 @@ def read_mask_png(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             mode = img.mode
+            if img.width * img.height > MAX_PIXELS:  # refused before decoding: a small file can hold a huge mask
+                raise DataError(f"{path}: mask is {img.width}x{img.height} pixels, more than the limit of {MAX_PIXELS:,}")
             array = np.asarray(img)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: not a readable mask PNG ({exc})") from None
     if array.ndim == 3:
         if mode in ("RGB", "RGBA") and (array[..., :3] == array[..., :1]).all():
@@ -204,17 +210,22 @@ def read_regions(path: Path, shape: tuple[int, int], n_classes: int = len(CLASSE
     """A Stanford Background ``*.regions.txt`` matrix as a uint8 mask (-1 = unknown becomes 255)."""
     rows = []
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: missing (every images/<stem>.jpg needs labels/<stem>.regions.txt)") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            row = [int(token) for token in line.split()]
-        except ValueError:
-            bad = next(t for t in line.split() if not t.lstrip("-").isdigit())
-            raise DataError(f"{path}, line {number}: {bad!r} is not an integer class index") from None
+        row = []
+        for token in line.split():
+            try:
+                row.append(int(token))
+            except ValueError:
+                raise DataError(f"{path}, line {number}: {token!r} is not an integer class index") from None
+            if not -1 <= row[-1] < n_classes:
+                raise DataError(f"{path}, line {number}: unknown class {row[-1]}; Stanford Background labels are -1 (unknown) and 0..{n_classes - 1}")
         if rows and len(row) != len(rows[0]):
             raise DataError(f"{path}, line {number}: {len(row)} values, but line 1 has {len(rows[0])}; rows must be equally long")
         rows.append(row)
@@ -224,10 +235,6 @@ def read_regions(path: Path, shape: tuple[int, int], n_classes: int = len(CLASSE
     if labels.shape != tuple(shape):
         raise DataError(f"{path}: {labels.shape[0]} rows x {labels.shape[1]} columns, but the image is "
                         f"{shape[0]} x {shape[1]} pixels (rows x columns); they must match")
-    bad = np.unique(labels[(labels < -1) | (labels >= n_classes)])
-    if bad.size:
-        line = int(np.argwhere((labels < -1) | (labels >= n_classes))[0][0]) + 1
-        raise DataError(f"{path}, line {line}: unknown class {int(bad[0])}; Stanford Background labels are -1 (unknown) and 0..{n_classes - 1}")
     return np.where(labels < 0, IGNORE, labels).astype(np.uint8)
 
 
