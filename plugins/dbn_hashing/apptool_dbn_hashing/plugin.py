@@ -9,3 +9,10 @@ APPTOOL_API = 1
 @apptool.hookimpl
 def apptool_tasks():
     return [DbnHashingTask()]
+
+
+@apptool.hookimpl
+def apptool_cli_commands(app):
+    from apptool_dbn_hashing.commands import register
+
+    register(app)

@@ -339,3 +339,25 @@ def test_demo_tab_builds(tiny_bundle, tmp_path):
     mosaic, caption = first_layer_view(bundle, ctx.config)
     assert mosaic.ndim == 3 and "first RBM" in caption
     assert len(list(tmp_path.glob("dbn_hashing_example_*.png"))) == 8
+
+
+def test_cli_search_and_add_grow_the_bundle_index(tiny_bundle, tmp_path):
+    import shutil
+
+    from apptool_dbn_hashing.commands import add, search
+
+    bundle = Path(shutil.copytree(tiny_bundle[0], tmp_path / "bundle"))
+    task = tiny_bundle[1]
+    (tmp_path / "new/seven").mkdir(parents=True)
+    for i, image in enumerate(task.sample_inputs(task.config("tiny"), 3, seed=9)):
+        cv2.imwrite(str(tmp_path / f"new/seven/{i}.png"), image)
+    report = add(bundle, [tmp_path / "new"], None)
+    assert report["added"] == 3 and report["database"] == 1440 and report["classes"][-1] == "seven"
+    hits = search(bundle, [tmp_path / "new/seven/0.png"], k=1440, radius=None)[0]["results"]
+    assert any(h["name"].endswith("seven/0.png") and h["class"] == "seven" for h in hits if h["distance"] == 0)
+    within = search(bundle, [tmp_path / "new/seven/0.png"], k=5, radius=0)[0]["results"]
+    assert all(h["distance"] == 0 for h in within) and within
+    done = subprocess.run([sys.executable, "-m", "apptool", "hashing-search", str(bundle), str(tmp_path / "new/seven/1.png"),
+                           "--k", "2"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(json.loads(done.stdout)[0]["results"]) == 2
