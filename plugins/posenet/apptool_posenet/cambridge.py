@@ -63,7 +63,10 @@ def _safe_path(root: Path, raw: str, where: str) -> Path:
     text = raw.replace("\\", "/")
     if text.startswith("/") or PureWindowsPath(raw).drive:
         raise DataError(f"{where}: image path {raw!r} is absolute; paths must be relative to {root}")
-    path = (root / text).resolve()
+    try:
+        path = (root / text).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+        raise DataError(f"{where}: image path {raw!r} cannot be resolved ({exc})") from None
     if not path.is_relative_to(root.resolve()):
         raise DataError(f"{where}: image path {raw!r} escapes the data folder {root}")
     if not path.is_file():
