@@ -155,12 +155,11 @@ def make_gesture(label: str, rng: np.random.Generator, cfg: dict[str, Any]) -> n
     """One raw sequence of gesture ``label``: (T, 2) pen positions or (T, 3) accelerations."""
     kind = cfg.get("kind", "pen")
     path = pen_trajectory(label, rng, cfg)
-    noise = float(cfg.get("noise", 0.01))
     if kind == "pen":
-        seq = path + rng.normal(0, noise, path.shape)
+        seq = path + rng.normal(0, float(cfg.get("noise", 0.01)), path.shape)
     else:
         seq = pen_to_accel(path, float(cfg.get("fps", 50)), _random_tilt(rng, float(cfg.get("max_tilt_deg", 20))))
-        seq = seq + rng.normal(0, noise * 5, seq.shape)  # sensor noise, in g
+        seq = seq + rng.normal(0, float(cfg.get("accel_noise", 0.03)), seq.shape)  # sensor noise, in g
     return seq.astype(np.float32)
 
 

@@ -29,6 +29,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "max_rotation_deg": 30,
         "jitter": 0.06,
         "noise": 0.02,
+        "accel_noise": 0.03,  # accelerometer noise, in g
         "max_tilt_deg": 20,
     },
     "train": {"epochs": 20, "batch_size": 32, "lr": 3e-3, "weight_decay": 1e-4, "grad_clip": 1.0,
