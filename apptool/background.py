@@ -54,6 +54,7 @@ class BackgroundTrainer:
     preset: str = "quick"
     env: Mapping[str, str] | None = None
     python: str = sys.executable
+    niceness: int = 10  # added to the hub's own: training yields the CPU to the page's requests
     jobs: dict[str, Job] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +97,10 @@ class BackgroundTrainer:
         if self._thread is not None:
             self._thread.join(timeout=15)
 
+    def _lower_priority(self) -> None:
+        if self.niceness:
+            os.nice(self.niceness)
+
     def _run(self) -> None:
         for job in self.jobs.values():
             if self._stop.is_set():
@@ -109,7 +114,7 @@ class BackgroundTrainer:
         try:
             with open(job.log, "wb") as log:
                 self._process = subprocess.Popen(job.command(self.python), stdout=log, stderr=subprocess.STDOUT,
-                                                 env=env, preexec_fn=_lower_priority if os.name == "posix" else None)
+                                                 env=env, preexec_fn=self._lower_priority if os.name == "posix" else None)
                 job.returncode = self._process.wait()
         except OSError as exc:
             job.returncode, job.error = -1, str(exc)
@@ -119,10 +124,6 @@ class BackgroundTrainer:
         job.state = DONE if job.returncode == 0 and (job.target / CONFIG).exists() else FAILED
         if job.state == FAILED and not job.error:
             job.error = log_tail(job.log)
-
-
-def _lower_priority() -> None:
-    os.nice(10)
 
 
 def log_tail(path: Path, lines: int = 12) -> str:

@@ -48,8 +48,8 @@ class DemoContext:
         def guarded(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except AppToolError as exc:
-                raise gr.Error(str(exc)) from None
+            except AppToolError as exc:  # uploads live in gradio's cache: name them as the user did
+                raise gr.Error(_without_paths(str(exc))) from None
             except gr.Error:
                 raise
             except Exception as exc:  # an unexpected failure still reaches the page as one line
@@ -70,7 +70,7 @@ def _upload_name(payload: Any) -> str:
 
 def _without_paths(text: str) -> str:
     """An error message with server-side paths cut to their file names."""
-    return re.sub(r"(?:[A-Za-z]:)?[/\\][^\s'\"]*[/\\]([^/\\\s'\"]+)", r"\1", text)
+    return re.sub(r"(?<![\w:./\\])(?:[A-Za-z]:)?[/\\][^\s'\"]*[/\\]([^/\\\s'\"]+)", r"\1", text)
 
 
 def readable_inputs(container) -> None:

@@ -138,7 +138,7 @@ def test_a_missing_model_trains_in_the_background_and_the_tab_becomes_ready(scaf
     from apptool.background import BackgroundTrainer
     from apptool.hub import build_hub
 
-    trainer = BackgroundTrainer.for_missing(tmp_path / "bundles", [TASK], preset="tiny", env=scaffold_env)
+    trainer = BackgroundTrainer.for_missing(tmp_path / "bundles", [TASK], preset="tiny", env=scaffold_env, niceness=0)
     hub = build_hub(tmp_path / "bundles", tasks=[TASK], trainer=trainer)
     url = start(hub)
     trainer.start()
@@ -176,3 +176,22 @@ def test_a_failed_training_is_reported_in_its_tab(scaffold_task, tmp_path):
     assert trainer.jobs[TASK].state == "failed"
     assert "Training Digits demo failed" in text and "apptool train digits_demo" in text
     assert "digits_demo" in trainer.jobs[TASK].error, "the log's last lines say why"
+
+
+def test_guard_shows_user_errors_as_one_line_without_server_paths(scaffold_bundle):
+    import gradio as gr
+
+    from apptool.demo import DemoContext
+    from apptool.errors import InputError
+    from apptool.runtime import Predictor
+
+    ctx = DemoContext(Predictor(scaffold_bundle))
+
+    def handler(path):
+        raise InputError(f"{path}: not a UTF-8 text file (see http://example.org/formats/ts.html)")
+
+    with pytest.raises(gr.Error) as caught:
+        ctx.guard(handler)("/tmp/gradio/0123abcd/walk.csv")
+    assert caught.value.message == "walk.csv: not a UTF-8 text file (see http://example.org/formats/ts.html)"
+    with pytest.raises(gr.Error, match="ZeroDivisionError: division by zero"):
+        ctx.guard(lambda: 1 / 0)()
