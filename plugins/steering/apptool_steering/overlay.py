@@ -47,12 +47,14 @@ def draw_steering(image: np.ndarray, command: float, label: str | None = None) -
     centre = (w - radius - max(4, w // 40), radius + max(4, h // 30))
     thick = max(2, radius // 6)
     cv2.circle(out, centre, radius, (255, 255, 255), thick, cv2.LINE_AA)
-    turn = command * math.radians(vehicle.MAX_STEER_DEG) * 15.0  # a 15:1 steering ratio
-    for spoke in (math.pi / 2, math.pi * 7 / 6, -math.pi / 6):
+    turn = float(np.clip(command, -1, 1)) * math.pi  # full lock is half a turn; clockwise for right
+    for spoke in (0.0, math.pi, math.pi / 2):
         a = spoke + turn
         end = (int(centre[0] + radius * math.cos(a)), int(centre[1] + radius * math.sin(a)))
         cv2.line(out, centre, end, (255, 255, 255), thick, cv2.LINE_AA)
-    cv2.circle(out, centre, thick * 2, (255, 80, 80), -1, cv2.LINE_AA)
+    top = -math.pi / 2 + turn  # the rim's centre mark
+    cv2.circle(out, (int(centre[0] + radius * math.cos(top)), int(centre[1] + radius * math.sin(top))), thick + 1,
+               (255, 80, 80), -1, cv2.LINE_AA)
 
     degrees = command * vehicle.MAX_STEER_DEG
     text = label or f"steer {command:+.3f} ({abs(degrees):.1f} deg {'right' if degrees > 0 else 'left' if degrees < 0 else 'straight'})"

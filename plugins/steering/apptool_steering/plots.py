@@ -30,7 +30,8 @@ def scatter(predicted: np.ndarray, target: np.ndarray, size: int = 420) -> np.nd
     cv2.line(img, (pad, size - pad), (size - pad, pad), GREY, 1, cv2.LINE_AA)
     for x, y in zip(to_px(target), to_px(predicted)):
         cv2.circle(img, (int(x), int(size - y)), 2, BLUE, -1, cv2.LINE_AA)
-    cv2.putText(img, f"+-{lim:.2f}", (pad, size - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, f"recorded (x) vs predicted (y), axes +-{lim:.2f}", (pad, size - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                (0, 0, 0), 1, cv2.LINE_AA)
     return img
 
 

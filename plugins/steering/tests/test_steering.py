@@ -138,8 +138,8 @@ def write_udacity(root: Path, config, n_train: int = 4, n_test: int = 2, header:
                 paths = [f"/Users/driver/Desktop/data/IMG/{n}" for n in names]
             else:  # relative, and one absolute path that exists here
                 paths = [str((img_dir / names[0]).resolve()), f"IMG/{names[1]}", f"IMG/{names[2]}"]
-            lines.append(f"{paths[0]}, {paths[1]}, {paths[2]}, {label:.6f}, 0.5, 0, 30.19")
-        (root / split / "driving_log.csv").write_text("\n".join(lines) + "\n")
+            lines.append(f"{paths[0]}, {paths[1]}, {paths[2]}, {label:.6f}, 0.5, 0, 30.19" + ("," if k % 2 else ""))
+        (root / split / "driving_log.csv").write_text("\n".join(lines) + "\n\n")  # a trailing blank line
     return root
 
 
@@ -237,6 +237,16 @@ def test_render_draws_the_prediction(config):
     assert drawn.shape == image.shape and not np.array_equal(drawn, image)
 
 
+def test_timm_backbone_option_builds_an_encoder_and_reads_rgb():
+    import torch
+
+    cfg = TASK.config("tiny", {"model": {"backbone": "mobilenetv3_small_100"}})
+    model = TASK.build_model(cfg).eval()
+    assert hasattr(model, "encoder") and data.input_spec(cfg)["color"] == "rgb"
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 66, 200)).shape == (2, 1)
+
+
 # -- end to end --------------------------------------------------------------------------------
 def test_train_on_udacity_folder_then_eval_on_onnx_runtime(tmp_path, config):
     from typer.testing import CliRunner
@@ -259,3 +269,17 @@ def test_train_on_udacity_folder_then_eval_on_onnx_runtime(tmp_path, config):
 
 class TestConformance(TaskConformance):
     task_name = "steering"
+
+    def test_demo_drive_writes_a_video_and_the_autonomy(self, task, bundle, tmp_path):
+        from apptool.demo import DemoContext
+        from apptool.errors import InputError
+        from apptool.runtime import Predictor
+        from apptool_steering.demo import drive_video
+
+        ctx = DemoContext(Predictor(bundle, task=task), work_dir=tmp_path)
+        video, summary = drive_video(ctx, 2)
+        assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 0
+        assert cv2.VideoCapture(video).get(cv2.CAP_PROP_FRAME_COUNT) == 20
+        assert "Autonomy" in summary
+        with pytest.raises(InputError):
+            drive_video(ctx, 1e6)
