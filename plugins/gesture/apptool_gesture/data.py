@@ -21,7 +21,7 @@ import numpy as np
 from apptool.errors import DataError
 from apptool_gesture.csvformat import read_csv_split
 from apptool_gesture.features import Prepare, fit_input_spec
-from apptool_gesture.generator import GESTURES, generate
+from apptool_gesture.generator import GESTURES, generate, generator_kind
 from apptool_gesture.tsformat import read_ts
 
 
@@ -83,9 +83,8 @@ def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[Sequence
     if data_dir is None:
         train, train_y = generate(data_cfg, int(data_cfg["train_per_class"]), seed * 2)
         test, test_y = generate(data_cfg, int(data_cfg["test_per_class"]), seed * 2 + 1)
-        classes, kind = list(GESTURES), data_cfg.get("kind", "pen")
-        source = {"format": "generator", "kind": kind, "seed": seed}
-        features_kind = "pen" if kind == "pen" else "raw"
+        classes, features_kind = list(GESTURES), generator_kind(data_cfg)
+        source = {"format": "generator", "kind": features_kind, "seed": seed}
     else:
         data_dir = Path(data_dir)
         if not data_dir.is_dir():

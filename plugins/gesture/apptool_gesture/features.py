@@ -6,7 +6,9 @@ on later frames, so the streaming path sees what the offline path sees):
 
 * ``pen`` — 2-D positions (x, y) → (x - x0, y - y0, dx, dy): where the pen
   is relative to where the stroke began, and how it moves;
-* ``raw`` — the channels as they are (accelerometers, user ``.ts`` data).
+* ``accel`` — accelerations a → (a - a0, a): the change since the start, which
+  cancels the gravity a tilted sensor sees at rest, next to the raw reading;
+* ``raw`` — the channels as they are (user ``.ts`` and CSV data).
 
 Then every channel is standardised with the mean and standard deviation
 fitted on the training split, stored in the bundle config as ``input``.
@@ -18,9 +20,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from apptool.errors import InputError
-from apptool_gesture.generator import KINDS
+from apptool_gesture.generator import KINDS, generator_kind
 
-FEATURE_WIDTH = {"pen": lambda d: 2 * d, "raw": lambda d: d}
+FEATURE_WIDTH = {"pen": lambda d: 2 * d, "accel": lambda d: 2 * d, "raw": lambda d: d}
 #: Longest sequence predict accepts: about 5.5 hours at 50 fps, and a few seconds of LSTM on a CPU.
 MAX_FRAMES = 1_000_000
 
@@ -31,6 +33,8 @@ def features(seq: np.ndarray, kind: str) -> np.ndarray:
     if kind == "pen":
         delta = np.diff(seq, axis=0, prepend=seq[:1])
         return np.concatenate([seq - seq[:1], delta], 1)
+    if kind == "accel":
+        return np.concatenate([seq - seq[:1], seq], 1)
     return seq
 
 
@@ -52,11 +56,10 @@ def input_spec(config: dict[str, Any]) -> dict[str, Any]:
     """The config's ``input`` section; before data is loaded, the built-in generator's, unstandardised."""
     if "input" in config:
         return config["input"]
-    kind = config["data"].get("kind", "pen")
+    kind = generator_kind(config["data"])
     raw_dims = KINDS[kind]
-    features_kind = "pen" if kind == "pen" else "raw"
-    width = FEATURE_WIDTH[features_kind](raw_dims)
-    return {"features": features_kind, "raw_dims": raw_dims, "n_features": width,
+    width = FEATURE_WIDTH[kind](raw_dims)
+    return {"features": kind, "raw_dims": raw_dims, "n_features": width,
             "mean": [0.0] * width, "std": [1.0] * width, "fps": float(config["data"].get("fps", 50))}
 
 

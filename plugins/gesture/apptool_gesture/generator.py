@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from apptool.errors import ConfigError
+
 GESTURES = ("circle", "swipe_left", "swipe_right", "swipe_up", "swipe_down", "zigzag", "check", "cross", "spiral")
 KINDS = {"pen": 2, "accel": 3}  # kind -> channels of a raw sequence
 #: Physical size of the unit box, in metres, when a trajectory becomes acceleration.
@@ -151,9 +153,17 @@ def _random_tilt(rng: np.random.Generator, max_deg: float) -> np.ndarray:
     return mz @ my @ mx
 
 
+def generator_kind(cfg: dict[str, Any]) -> str:
+    """``cfg["kind"]`` checked: ``pen`` or ``accel``."""
+    kind = cfg.get("kind", "pen")
+    if kind not in KINDS:
+        raise ConfigError(f"data.kind = {kind!r}; expected one of {', '.join(KINDS)}")
+    return kind
+
+
 def make_gesture(label: str, rng: np.random.Generator, cfg: dict[str, Any]) -> np.ndarray:
     """One raw sequence of gesture ``label``: (T, 2) pen positions or (T, 3) accelerations."""
-    kind = cfg.get("kind", "pen")
+    kind = generator_kind(cfg)
     path = pen_trajectory(label, rng, cfg)
     if kind == "pen":
         seq = path + rng.normal(0, float(cfg.get("noise", 0.01)), path.shape)

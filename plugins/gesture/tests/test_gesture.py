@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apptool.errors import DataError, InputError
+from apptool.errors import ConfigError, DataError, InputError
 from apptool_gesture.csvformat import read_csv_sequence
 from apptool_gesture.data import load_splits
 from apptool_gesture.features import features, fit_input_spec
@@ -74,6 +74,9 @@ def test_pen_features_are_causal_so_streaming_sees_what_offline_sees():
 def test_accel_kind_has_three_channels_with_gravity():
     seq = make_gesture("circle", np.random.default_rng(0), {**CLEAN, "kind": "accel", "max_tilt_deg": 0})
     assert seq.shape[1] == 3 and abs(np.median(seq[:, 1]) - 1.0) < 0.2
+    assert features(seq, "accel").shape == (len(seq), 6) and not features(seq, "accel")[0, :3].any()
+    with pytest.raises(ConfigError, match="data.kind"):
+        make_gesture("circle", np.random.default_rng(0), {**CLEAN, "kind": "gyro"})
 
 
 # -- .ts reader ------------------------------------------------------------------------
