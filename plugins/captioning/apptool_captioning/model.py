@@ -29,7 +29,9 @@ class ShowAndTell(nn.Module):
         with torch.no_grad():
             grid = self.encoder(torch.zeros(1, 3, image_size, image_size))[-1].shape[1:]
         self.encoder.train()
-        self.project = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(grid.numel(), embed_dim))
+        # batch norm keeps the image embedding on the word embeddings' scale: without it the projection
+        # learns a large constant that saturates the LSTM gates and the decoder stops looking at the image
+        self.project = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(grid.numel(), embed_dim), nn.BatchNorm1d(embed_dim))
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
         self.drop = nn.Dropout(dropout)

@@ -14,7 +14,7 @@ import numpy as np
 
 from apptool.bundle import atomic_write_json
 from apptool.images import to_rgb
-from apptool.task import Graph, Splits, Task
+from apptool.task import Graph, Splits, Task, deep_merge
 
 from apptool_captioning.data import IMAGENET_MEAN, IMAGENET_STD, SAMPLE_STREAM, load_splits, preprocess
 from apptool_captioning.decoding import beam_search, caption_images, initial_state
@@ -50,18 +50,18 @@ class CaptioningTask(Task):
         },
         "quick": {},
         "full": {
-            "model": {"hidden_dim": 384},
-            "data": {"train_size": 12000, "test_size": 1000},
-            "train": {"epochs": 30},
+            "model": {"embed_dim": 128, "hidden_dim": 256},
+            "data": {"train_size": 10000, "test_size": 1000},
+            "train": {"epochs": 25},
         },
     }
 
     def default_config(self) -> dict[str, Any]:
         return {
-            "model": {"backbone": "lcnet_050", "pretrained": None, "embed_dim": 128, "hidden_dim": 256, "dropout": 0.3},
+            "model": {"backbone": "test_resnet", "pretrained": None, "embed_dim": 96, "hidden_dim": 192, "dropout": 0.3},
             "data": {
                 "image_size": 64,
-                "train_size": 4000,
+                "train_size": 3000,
                 "test_size": 500,
                 "max_objects": 3,
                 "captions_per_image": 5,
@@ -72,8 +72,19 @@ class CaptioningTask(Task):
                 "std": IMAGENET_STD,
             },
             "decode": {"beam_size": 3, "n_best": 3, "max_len": 20, "length_penalty": 0.0},
-            "train": {"epochs": 15, "batch_size": 32, "lr": 2e-3, "grad_clip": 5.0, "backbone_lr_mult": 1.0, "val_fraction": 0.05},
+            "train": {"epochs": 12, "batch_size": 32, "lr": 2e-3, "grad_clip": 5.0, "backbone_lr_mult": 1.0, "val_fraction": 0.05},
         }
+
+    def config(self, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
+        """As the base class; with a pretrained encoder, the decoder warms up before the encoder fine-tunes.
+
+        ``--pretrained`` without an explicit ``train.finetune`` selects ``gradual``
+        (encoder frozen for the first epoch, then trained at a tenth of the rate).
+        """
+        overrides = overrides or {}
+        if (overrides.get("model") or {}).get("pretrained") and "finetune" not in (overrides.get("train") or {}):
+            overrides = deep_merge({"train": {"finetune": "gradual", "unfreeze_epoch": 1, "backbone_lr_mult": 0.1}}, overrides)
+        return super().config(preset, overrides)
 
     # -- torch side --------------------------------------------------------------
     def build_model(self, config):

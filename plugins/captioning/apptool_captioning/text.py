@@ -42,13 +42,3 @@ def encode(tokens: Sequence[str], index: dict[str, int], max_len: int) -> np.nda
     row[: len(ids) + 2] = [START_ID, *ids, END_ID]
     return row
 
-
-def decode(ids: Iterable[int], vocab: Sequence[str]) -> list[str]:
-    """Words of an id sequence up to the first ``<end>``, without specials."""
-    words = []
-    for i in ids:
-        if i == END_ID:
-            break
-        if i >= len(SPECIALS):
-            words.append(vocab[i])
-    return words

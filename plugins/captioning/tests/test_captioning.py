@@ -292,3 +292,18 @@ def test_render_writes_the_caption_under_the_image(task):
     assert drawn.shape[1] == 384 and drawn.shape[0] > 384 and drawn.dtype == np.uint8
     band = drawn[384:]
     assert (band < 100).any() and (band == 255).mean() > 0.5  # dark text on white
+
+
+def test_pretrained_encoder_is_loaded_and_fine_tuned_gradually(tmp_path, task):
+    from apptool.bundle import save_state
+
+    config = task.config("tiny")
+    config["vocab"] = load_splits(config, None)[2]["vocab"]
+    donor = task.build_model(config).encoder
+    save_state(tmp_path / "test_resnet.safetensors", donor.state_dict())
+    pretrained = task.config("tiny", {"model": {"pretrained": str(tmp_path / "test_resnet.safetensors")}})
+    assert pretrained["train"]["finetune"] == "gradual"  # the decoder warms up on a frozen encoder first
+    assert task.config("tiny", {"model": {"pretrained": "x"}, "train": {"finetune": "full"}})["train"]["finetune"] == "full"
+    model = task.build_model({**pretrained, "vocab": config["vocab"]})
+    for key, value in donor.state_dict().items():
+        assert np.array_equal(model.encoder.state_dict()[key].numpy(), value.numpy()), key
