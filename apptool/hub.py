@@ -125,7 +125,8 @@ def _pending_tab(hub, name: str, task: Task, models: Models) -> None:
 
     # queued (without a concurrency limit): the page reacts to a State change only after a queued event
     for trigger in (timer.tick, hub.load):
-        trigger(poll, None, [status, ready, timer], show_progress="hidden", concurrency_limit=None)
+        trigger(poll, None, [status, ready, timer], show_progress="hidden", concurrency_limit=None,
+                api_visibility="undocumented")
 
     @gr.render(inputs=ready, triggers=[ready.change])
     def body(usable):
@@ -161,8 +162,9 @@ def build_hub(bundles: Path, tasks: list[str] | None = None, trainer: Background
         def refresh():
             return header_markdown(models.rows()), gr.Timer(active=models.waiting())
 
-        header_timer.tick(refresh, None, [header, header_timer], queue=False, show_progress="hidden")
-        hub.load(refresh, None, [header, header_timer], queue=False, show_progress="hidden")
+        for trigger in (header_timer.tick, hub.load):
+            trigger(refresh, None, [header, header_timer], queue=False, show_progress="hidden",
+                    api_visibility="undocumented")
 
         def status() -> dict:
             """Every task's model: status, test metrics, ONNX Runtime provider."""

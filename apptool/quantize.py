@@ -132,6 +132,7 @@ def to_int8(source: Path) -> tuple[bytes, list[str]]:
 
 
 CONVERTERS = {"fp16": to_fp16, "int8": to_int8}
+VARIANTS = tuple(CONVERTERS)
 
 
 def export_variant(name: str, bundle_dir: Path, out_dir: Path | None) -> Path:

@@ -74,7 +74,8 @@ def main() -> None:
 
     config = task.config(args.preset)
     m = config["model"]
-    print(f"\nDBN {'-'.join(map(str, ['visible', *m['hidden'], m['bits']]))} on {args.data or 'the built-in digits'}, "
+    shape = json.loads((out / "config.json").read_text())["input_shape"]
+    print(f"\nDBN {'-'.join(map(str, [int(np.prod(shape)), *m['hidden'], m['bits']]))} on {args.data or 'the built-in digits'}, "
           f"preset {args.preset}; fine-tuning {config['train']['epochs']} epochs, {config['train']['optimizer']} "
           f"lr {config['train']['lr']}, batch {config['train']['batch_size']}; RBMs {m['rbm']['epochs']} epochs of "
           f"CD-{m['rbm']['cd_k']}; seeds {args.seeds}; test split, ONNX Runtime\n")
