@@ -161,24 +161,41 @@ feature extraction) and postprocessing are numpy code in the task's `predict`
 `model.onnx` (`metadata_props`, key `apptool.config`).
 """
     if len(tensors) > 1:
-        links = connections(tensors)
-        fed = {(g, i) for _, _, g, i in links}
-        used = {(g, o) for g, o, _, _ in links}
-        lines = [f"- `{names[s]}` output `{o}` → `{names[t]}` input `{i}`" + (" (state carried to the next call)" if s == t else "")
-                 for s, o, t, i in links]
-        client = [f"- `{names[g]}` `{t.name}`" for g, (ins, _) in tensors.items() for t in ins if (g, t.name) not in fed]
-        results = [f"- `{names[g]}` `{t.name}`" for g, (_, outs) in tensors.items() for t in outs if (g, t.name) not in used]
-        text += f"""
+        text += chaining(names, tensors, predict_module)
+    return text
+
+
+def chaining(names: dict[str, str], tensors: dict[str, tuple[list[Tensor], list[Tensor]]], predict_module: str) -> str:
+    """The README section on multi-graph bundles: which graph feeds which, which loops, which stands alone."""
+    links = connections(tensors)
+    fed = {(g, i) for _, _, g, i in links}
+    used = {(g, o) for g, o, _, _ in links}
+    chained = [g for g in tensors if any(s != t and g in (s, t) for s, _, t, _ in links)]
+    roles = []
+    for g in tensors:
+        loop = [(o, i) for s, o, t, i in links if s == t == g]
+        role = "chained with the others below" if g in chained else "independent: it does its job on its own"
+        if loop:
+            role += "; called repeatedly, its " + ", ".join(f"`{o}`" for o, _ in loop) + " fed back as " + ", ".join(
+                f"`{i}`" for _, i in loop) + " on the next call (zeros, or what feeds them, on the first)"
+        roles.append(f"- `{names[g]}`: {role}")
+    lines = [f"- `{names[s]}` output `{o}` → `{names[t]}` input `{i}`" + (" (next call)" if s == t else "")
+             for s, o, t, i in links]
+    client = [f"- `{names[g]}` `{t.name}`" for g, (ins, _) in tensors.items() for t in ins if (g, t.name) not in fed]
+    results = [f"- `{names[g]}` `{t.name}`" for g, (_, outs) in tensors.items() for t in outs if (g, t.name) not in used]
+    order = " → ".join(f"`{names[g]}`" for g in chained) or "none: each model is called on its own"
+    return f"""
 ## Chaining the graphs
 
 This bundle has {len(tensors)} graphs, one Triton model each. A Triton ensemble runs a fixed graph of models
 once per request; it cannot express a loop whose length depends on the outputs (beam search, a stream of
-frames), so the client drives the loop: call the models in the order below, feed each output to the
-input named after it, and repeat the step model until the task's stopping rule (end token, end of stream).
-The reference client is the task's `predict` in `{predict_module}`, which does exactly this through
-`runner.run(graph, feeds)`; replace each `runner.run` with a Triton inference request to the model named here.
+frames), so the client drives it, feeding each output to the input named after it. The reference client
+is the task's `predict` in `{predict_module}`, which does exactly this through `runner.run(graph, feeds)`;
+replace each `runner.run` with a Triton inference request to the model named here.
 
-Graph order: {' → '.join(f'`{names[g]}`' for g in tensors)}
+{chr(10).join(roles)}
+
+Call order of the chained models: {order}
 
 Outputs feeding inputs:
 {chr(10).join(lines) or '- none found by name: see the reference client'}
@@ -189,7 +206,6 @@ Inputs the client supplies (from the data, or chosen from earlier outputs, e.g. 
 Outputs the client reads:
 {chr(10).join(results) or '- none'}
 """
-    return text
 
 
 @exporter("triton")

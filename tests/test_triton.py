@@ -162,7 +162,8 @@ def test_multi_graph_bundle_gets_one_model_per_graph_and_a_chaining_readme(two_g
     readme = (repo / "README.md").read_text()
     assert "ensemble" in readme and "Chaining the graphs" in readme
     assert "`two_graph_encoder` output `embedding` → `two_graph_step` input `embedding`" in readme
-    assert "`two_graph_step` output `h_out` → `two_graph_step` input `h` (state carried to the next call)" in readme
+    assert "`two_graph_step` output `h_out` → `two_graph_step` input `h` (next call)" in readme
+    assert "Call order of the chained models: `two_graph_encoder` → `two_graph_step`" in readme
     assert "`two_graph_step` `token`" in readme.split("Inputs the client supplies")[1].split("Outputs the client reads")[0]
 
 
