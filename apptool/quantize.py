@@ -17,6 +17,7 @@ import hashlib
 import logging
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,8 +28,9 @@ from apptool.runtime import METADATA_KEY
 
 VARIANTS_DIR = "variants"
 VARIANT_INFO = "variant.json"
-MAX_ATTEMPTS = 8  # each attempt keeps one more op type in float32
+MAX_ATTEMPTS = 8  # each attempt keeps one more op type (or node) in float32
 MISSING_KERNEL = re.compile(r"implementation for (\w+)\(")
+MISTYPED_NODE = re.compile(r"Type Error: .*? (?:in|of) node \((.*?)\)")
 #: quantized op -> the float op types it replaces (excluded together when ONNX Runtime cannot run it)
 QUANTIZED_FROM = {"ConvInteger": ("Conv",), "MatMulInteger": ("MatMul", "Gemm"), "DynamicQuantizeLSTM": ("LSTM",),
                   "DynamicQuantizeMatMul": ("MatMul", "Gemm"), "MatMulIntegerToFloat": ("MatMul", "Gemm")}
@@ -42,8 +44,12 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def missing_kernel(model_bytes: bytes) -> str | None:
-    """The op type ONNX Runtime's CPU provider has no kernel for in this model, or None when it loads."""
+def load_problem(model_bytes: bytes) -> str | None:
+    """What stops ONNX Runtime's CPU provider loading this model, as a key to keep in float32, or None.
+
+    An op type without a kernel in this precision gives its name ("Relu"); a node the converter left
+    with mismatched types gives "node:<name>".  Anything else is an export error.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -51,11 +57,18 @@ def missing_kernel(model_bytes: bytes) -> str | None:
     try:
         ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types, one per status code
-        found = MISSING_KERNEL.search(str(exc))
-        if found is None:
-            raise ExportError(f"ONNX Runtime cannot load the converted graph: {exc}") from None
-        return found.group(1)
+        if found := MISSING_KERNEL.search(str(exc)):
+            return found.group(1)
+        if (found := MISTYPED_NODE.search(str(exc))) and found.group(1):
+            return f"node:{found.group(1)}"
+        raise ExportError(f"ONNX Runtime cannot load the converted graph: {exc}") from None
     return None
+
+
+def split_kept(kept: set[str]) -> tuple[list[str], list[str]]:
+    """The kept keys as (op types, node names)."""
+    nodes = sorted(k.removeprefix("node:") for k in kept if k.startswith("node:"))
+    return sorted(k for k in kept if not k.startswith("node:")), nodes
 
 
 def _tag(model, variant: str) -> bytes:
@@ -68,19 +81,37 @@ def _tag(model, variant: str) -> bytes:
     return model.SerializeToString()
 
 
-def _convert(source: Path, attempt: Callable[[set[str]], bytes], fallback_ops: Callable[[str], tuple[str, ...]]):
-    """Run ``attempt(kept_float32)`` until ONNX Runtime loads the result; return bytes and the kept op types."""
+def _convert(source: Path, attempt: Callable[[set[str]], bytes], fallback: Callable[[str], tuple[str, ...]]):
+    """Run ``attempt(kept_float32)`` until ONNX Runtime loads the result; return bytes and the kept keys."""
     kept: set[str] = set()
     for _ in range(MAX_ATTEMPTS):
         data = attempt(kept)
-        op = missing_kernel(data)
-        if op is None:
+        problem = load_problem(data)
+        if problem is None:
             return data, sorted(kept)
-        more = set(fallback_ops(op)) - kept
+        more = set(fallback(problem)) - kept
         if not more:
-            raise ExportError(f"{source}: ONNX Runtime has no kernel for {op} even with {sorted(kept)} kept in float32")
+            raise ExportError(f"{source}: ONNX Runtime cannot run {problem} even with {sorted(kept)} kept in float32")
         kept |= more
     raise ExportError(f"{source}: no loadable variant after keeping {sorted(kept)} in float32")
+
+
+def separate_outputs(model) -> None:
+    """Give every graph output that nodes also read its own Identity, in place.
+
+    The fp16 converter casts a kept-float32 output back under its own name,
+    and a node reading that name would then get float32 among float16 inputs.
+    """
+    import onnx
+
+    outputs = {o.name for o in model.graph.output}
+    read = {name for node in model.graph.node for name in node.input}
+    for name in sorted(outputs & read):
+        inner = f"{name}__value"
+        for node in model.graph.node:
+            node.input[:] = [inner if i == name else i for i in node.input]
+            node.output[:] = [inner if o == name else o for o in node.output]
+        model.graph.node.append(onnx.helper.make_node("Identity", [inner], [name], name=f"{name}__output"))
 
 
 def to_fp16(source: Path) -> tuple[bytes, list[str]]:
@@ -92,13 +123,17 @@ def to_fp16(source: Path) -> tuple[bytes, list[str]]:
     except ImportError:
         raise ConfigError("the fp16 export needs onnxconverter-common: pip install 'apptool[deploy]'") from None
     original = onnx.load(str(source))
+    separate_outputs(original)
 
     def attempt(kept: set[str]) -> bytes:
-        model = float16.convert_float_to_float16(copy.deepcopy(original), keep_io_types=True,
-                                                 op_block_list=float16.DEFAULT_OP_BLOCK_LIST + sorted(kept))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tiny constants (eps 1e-12) clamped to float16's range, as intended
+            ops, nodes = split_kept(kept)
+            model = float16.convert_float_to_float16(copy.deepcopy(original), keep_io_types=True, node_block_list=nodes,
+                                                     op_block_list=float16.DEFAULT_OP_BLOCK_LIST + ops)
         return _tag(model, "fp16")
 
-    return _convert(source, attempt, lambda op: (op,))
+    return _convert(source, attempt, lambda problem: (problem,))
 
 
 @contextlib.contextmanager
@@ -122,13 +157,14 @@ def to_int8(source: Path) -> tuple[bytes, list[str]]:
     quantizable = set(IntegerOpsRegistry) | {"Gemm"}
 
     def attempt(kept: set[str]) -> bytes:
+        ops, nodes = split_kept(kept)
         with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
             target = Path(tmp) / "int8.onnx"
-            quantize_dynamic(source, target, op_types_to_quantize=sorted(quantizable - kept), per_channel=True,
-                             weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+            quantize_dynamic(source, target, op_types_to_quantize=sorted(quantizable - set(ops)), per_channel=True,
+                             nodes_to_exclude=nodes, weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
             return _tag(onnx.load(str(target)), "int8")
 
-    return _convert(source, attempt, lambda op: QUANTIZED_FROM.get(op, (op,)))
+    return _convert(source, attempt, lambda problem: QUANTIZED_FROM.get(problem, (problem,)))
 
 
 CONVERTERS = {"fp16": to_fp16, "int8": to_int8}

@@ -105,10 +105,10 @@ def _unary(op: str, dtype: int) -> bytes:
 
 
 def test_an_op_without_a_kernel_is_kept_in_float32(tmp_path):
-    from apptool.quantize import _convert, missing_kernel
+    from apptool.quantize import _convert, load_problem
 
-    assert missing_kernel(_unary("Relu", TensorProto.INT16)) == "Relu"
-    assert missing_kernel(_unary("Relu", TensorProto.FLOAT)) is None
+    assert load_problem(_unary("Relu", TensorProto.INT16)) == "Relu"
+    assert load_problem(_unary("Relu", TensorProto.FLOAT)) is None
     attempts = []
 
     def attempt(kept):
@@ -117,5 +117,36 @@ def test_an_op_without_a_kernel_is_kept_in_float32(tmp_path):
 
     data, kept = _convert(tmp_path / "m.onnx", attempt, lambda op: (op,))
     assert kept == ["Relu"] and attempts == [set(), {"Relu"}]
-    with pytest.raises(ExportError, match="no kernel for Relu"):
+    with pytest.raises(ExportError, match="cannot run Relu"):
         _convert(tmp_path / "m.onnx", lambda kept: _unary("Relu", TensorProto.INT16), lambda op: ())
+
+
+def test_fp16_of_a_graph_whose_outputs_feed_other_nodes_and_come_from_a_cast(tmp_path):
+    """Like the hashing task: ``logits`` is an output and feeds a threshold whose Cast to float is ``bits``."""
+    from apptool.quantize import to_fp16, to_int8
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["logits"], name="fc", transB=1),
+         helper.make_node("Greater", ["logits", "zero"], ["positive"], name="threshold"),
+         helper.make_node("Cast", ["positive"], ["bits"], name="to_float", to=TensorProto.FLOAT)],
+        "hashing", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("bits", TensorProto.FLOAT, ["batch", 8]),
+         helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 8])],
+        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [8, 16], rng.standard_normal(128).tolist()),
+                     helper.make_tensor("b", TensorProto.FLOAT, [8], rng.standard_normal(8).tolist()),
+                     helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    model.metadata_props.add(key="apptool.config", value=json.dumps({"task": "hashing"}))
+    path = tmp_path / "model.onnx"
+    onnx.save(model, str(path))
+    import onnxruntime as ort
+
+    x = rng.standard_normal((3, 16)).astype(np.float32)
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    for convert in (to_fp16, to_int8):
+        data, kept = convert(path)
+        got = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+        assert np.array_equal(got[0], expected[0]) or np.mean(got[0] == expected[0]) > 0.9, convert.__name__
+        assert np.allclose(got[1], expected[1], atol=0.1), convert.__name__
