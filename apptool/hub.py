@@ -8,6 +8,7 @@ answers "busy", it does not pile up requests in memory) and uploads are capped.
 """
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 from pathlib import Path
@@ -25,6 +26,7 @@ QUEUE_MAX_SIZE = 64  # waiting requests, all tabs together; more get "queue is f
 MAX_UPLOAD = "25mb"
 POLL_SECONDS = 2.0
 STATUS_API = "models"
+log = logging.getLogger(__name__)
 
 
 def bundle_path(bundles: Path, task_name: str) -> Path:
@@ -111,6 +113,19 @@ def header_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _task_demo(task: Task, ctx: DemoContext) -> None:
+    """The task's own components; a demo that fails to build says so in its tab instead of stopping the hub."""
+    import gradio as gr
+
+    with gr.Column() as column:
+        try:
+            task.demo(ctx)
+        except Exception as exc:  # a third-party plugin's bug must not take the other tabs down
+            log.exception("the %s demo failed to build", task.name)
+            gr.Markdown(f"**The {task.title or task.name} demo failed to build:** `{type(exc).__name__}: {exc}`")
+    readable_inputs(column)
+
+
 def _pending_tab(hub, name: str, task: Task, models: Models) -> None:
     """A tab without a model yet: progress text polled by a timer, then the task's demo rendered in place."""
     import gradio as gr
@@ -132,9 +147,7 @@ def _pending_tab(hub, name: str, task: Task, models: Models) -> None:
     def body(usable):
         ctx = models.context(name) if usable else None
         if ctx is not None:
-            with gr.Column() as column:
-                task.demo(ctx)
-            readable_inputs(column)
+            _task_demo(task, ctx)
 
 
 def build_hub(bundles: Path, tasks: list[str] | None = None, trainer: BackgroundTrainer | None = None,
@@ -150,11 +163,10 @@ def build_hub(bundles: Path, tasks: list[str] | None = None, trainer: Background
         if plugins.load_errors:
             gr.Markdown("\n".join(f"- plugin `{e.name}` failed to load: {e.error}" for e in plugins.load_errors))
         for name, task in selected.items():
-            with gr.Tab(task.title or name, id=name) as tab:
+            with gr.Tab(task.title or name, id=name):
                 ctx = models.context(name)
                 if ctx is not None:
-                    task.demo(ctx)
-                    readable_inputs(tab)
+                    _task_demo(task, ctx)
                 else:
                     _pending_tab(hub, name, task, models)
         header_timer = gr.Timer(POLL_SECONDS, active=models.waiting())

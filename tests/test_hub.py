@@ -195,3 +195,17 @@ def test_guard_shows_user_errors_as_one_line_without_server_paths(scaffold_bundl
     assert caught.value.message == "walk.csv: not a UTF-8 text file (see http://example.org/formats/ts.html)"
     with pytest.raises(gr.Error, match="ZeroDivisionError: division by zero"):
         ctx.guard(lambda: 1 / 0)()
+
+
+def test_a_demo_that_fails_to_build_is_reported_in_its_tab_and_the_hub_still_serves(scaffold_task, scaffold_bundle, tmp_path, monkeypatch):
+    from apptool.hub import build_hub
+
+    shutil.copytree(scaffold_bundle, tmp_path / TASK)
+
+    def broken_demo(ctx):
+        raise RuntimeError("this plugin's demo has a bug")
+
+    monkeypatch.setattr(scaffold_task, "demo", broken_demo)
+    hub = build_hub(tmp_path, tasks=[TASK])
+    texts = [getattr(block, "value", "") for block in hub.blocks.values()]
+    assert any(isinstance(t, str) and "demo failed to build" in t and "has a bug" in t for t in texts)
