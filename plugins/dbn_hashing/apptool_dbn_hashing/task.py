@@ -53,7 +53,7 @@ class DbnHashingTask(Task):
     presets = {
         "tiny": {"model": {"hidden": [32], "bits": 16, "rbm": {"epochs": 2}}, "train": {"epochs": 2}},
         "quick": {},
-        "full": {"model": {"hidden": [512, 256], "rbm": {"epochs": 50}}, "train": {"epochs": 200}},
+        "full": {"model": {"hidden": [512, 256], "rbm": {"epochs": 50}}, "train": {"epochs": 60, "lr": 5e-4}},
     }
 
     def __init__(self) -> None:
