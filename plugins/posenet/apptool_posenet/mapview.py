@@ -69,9 +69,16 @@ def _scale_bar(canvas: np.ndarray, frame: MapFrame) -> None:
 
 
 def draw_map(scene: dict[str, Any], poses: list[tuple[np.ndarray, np.ndarray, tuple[int, int, int]]],
-             size: int = 400, hfov_deg: float = 60.0, trails: list[tuple[np.ndarray, tuple]] = ()) -> np.ndarray:
-    """RGB map with buildings, the training trajectory, optional trails (N, 3) and poses (xyz, quaternion, colour)."""
+             size: int = 400, hfov_deg: float = 60.0, trails: list[tuple[np.ndarray, tuple]] = (),
+             errors: tuple[np.ndarray, np.ndarray, tuple[int, int, int]] | None = None) -> np.ndarray:
+    """RGB map with buildings, the training trajectory and poses (xyz, quaternion, colour).
+
+    ``trails`` are (N, 3) paths drawn as lines; ``errors`` (true (N, 3), predicted (N, 3), colour)
+    draws each prediction as a dot tied to its true position.
+    """
     flat = [to_map(scene, xyz) for xyz, _, _ in poses] + [to_map(scene, t) for t, _ in trails]
+    if errors is not None:
+        flat.append(to_map(scene, errors[1]))
     frame = MapFrame(scene, np.vstack(flat) if flat else np.zeros((0, 2)), size)
     canvas = np.full((size, size, 3), BACKGROUND, np.uint8)
     for outline in scene.get("footprints", []):
@@ -81,6 +88,11 @@ def draw_map(scene: dict[str, Any], poses: list[tuple[np.ndarray, np.ndarray, tu
     for trail, colour in trails:
         pts = np.round(frame(to_map(scene, trail))).astype(np.int32)
         cv2.polylines(canvas, [pts], False, colour, 1, cv2.LINE_AA)
+    if errors is not None:
+        for true, guess in zip(frame(to_map(scene, errors[0])), frame(to_map(scene, errors[1]))):
+            a, b = tuple(int(round(v)) for v in true), tuple(int(round(v)) for v in guess)
+            cv2.line(canvas, a, b, tuple(int(0.4 * c + 0.6 * g) for c, g in zip(errors[2], BACKGROUND)), 1, cv2.LINE_AA)
+            cv2.circle(canvas, b, 2, errors[2], -1, cv2.LINE_AA)
     half = np.radians(hfov_deg) / 2
     reach = 0.06 * size
     for xyz, quat, colour in poses:

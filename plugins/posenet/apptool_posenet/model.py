@@ -17,14 +17,29 @@ from apptool.backbones import create_encoder
 
 
 class PoseNet(nn.Module):
-    """image (N, 3, S, S) -> normalised position (N, 3), unit quaternion (N, 4), pooled encoder features (N, C)."""
+    """image (N, 3, S, S) -> normalised position (N, 3), unit quaternion (N, 4), pooled encoder features (N, C).
+
+    The head sees the globally pooled features, as PoseNet's does, and with
+    ``layout_channels`` > 0 also a thin 1x1-convolved copy of the last feature
+    map, flattened: where things are in the picture tells where the camera is,
+    and global pooling throws exactly that away.
+    """
 
     def __init__(self, backbone: str, pretrained=None, hidden: int = 512, dropout: float = 0.2,
-                 sx_init: float = 0.0, sq_init: float = -3.0):
+                 sx_init: float = 0.0, sq_init: float = -3.0, layout_channels: int = 0, input_size: int = 224):
         super().__init__()
         self.encoder = create_encoder(backbone, pretrained)
         channels = self.encoder.feature_info.channels()[-1]
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        width = channels
+        self.layout = None
+        if layout_channels > 0:
+            self.layout = nn.Sequential(nn.Conv2d(channels, layout_channels, 1), nn.ReLU(inplace=True), nn.Flatten())
+            with torch.no_grad():
+                was_training = self.encoder.training
+                grid = self.encoder.eval()(torch.zeros(1, 3, input_size, input_size))[-1].shape[2:]
+                self.encoder.train(was_training)
+            width += layout_channels * grid[0] * grid[1]
+        self.fc = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.xyz = nn.Linear(hidden, 3)
         self.quat = nn.Linear(hidden, 4)
         with torch.no_grad():  # start near the rotation w = 1 of the label hemisphere rather than a random one
@@ -33,8 +48,10 @@ class PoseNet(nn.Module):
         self.log_vars = nn.Parameter(torch.tensor([float(sx_init), float(sq_init)]))
 
     def forward(self, image: torch.Tensor, with_log_vars: bool = False):
-        feat = self.encoder(image)[-1].mean(dim=(2, 3))
-        hidden = self.fc(feat)
+        fmap = self.encoder(image)[-1]
+        feat = fmap.mean(dim=(2, 3))
+        head_in = feat if self.layout is None else torch.cat([feat, self.layout(fmap)], dim=1)
+        hidden = self.fc(head_in)
         xyz = self.xyz(hidden)
         quat = F.normalize(self.quat(hidden), dim=1)
         if with_log_vars:  # the loss reads s_x, s_q through forward so that DDP sees them used

@@ -84,7 +84,7 @@ class PoseNetTask(Task):
     def default_config(self) -> dict[str, Any]:
         return {
             "model": {"backbone": "mobilenetv3_small_100", "pretrained": None, "hidden": 512, "dropout": 0.2,
-                      "loss": "learned", "beta": 3.0, "sx_init": 0.0, "sq_init": -3.0},
+                      "loss": "learned", "beta": 3.0, "sx_init": 0.0, "sq_init": -3.0, "layout_channels": 0},
             "data": {"render_size": [341, 256], "hfov_deg": 60.0, "resize": 256, "crop": 224, "train_sequences": 40,
                      "test_sequences": 12, "frames_per_sequence": 40, "color_jitter": 0.25},
             "train": {"epochs": 60, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "backbone_lr_mult": 1.0},
@@ -98,7 +98,8 @@ class PoseNetTask(Task):
         if m["loss"] not in LOSSES:
             raise ConfigError(f"model.loss = {m['loss']!r}; expected one of {', '.join(LOSSES)}")
         model = PoseNet(m["backbone"], m.get("pretrained"), int(m["hidden"]), float(m["dropout"]),
-                        float(m["sx_init"]), float(m["sq_init"]))
+                        float(m["sx_init"]), float(m["sq_init"]), int(m.get("layout_channels", 0)),
+                        int(config["data"]["crop"]))
         model.loss_kind, model.beta = m["loss"], float(m["beta"])
         return model
 
@@ -174,7 +175,9 @@ class PoseNetTask(Task):
             "nn_mean_rot_err_deg": nn["mean_rot_err_deg"],
         })
         if out_dir is not None:
-            picture = draw_map(config["scene"], [], 600, trails=[(truth[:, :3], TRUE), (predicted[:, :3], PREDICTED)])
+            walks = [n.split("/")[0] for n in dataset.names]
+            trails = [(truth[[i for i, w in enumerate(walks) if w == name], :3], TRUE) for name in dict.fromkeys(walks)]
+            picture = draw_map(config["scene"], [], 600, trails=trails, errors=(truth[:, :3], predicted[:, :3], PREDICTED))
             cv2.imwrite(str(Path(out_dir) / "test_map.png"), picture[:, :, ::-1])
         return metrics
 

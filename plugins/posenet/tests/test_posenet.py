@@ -197,6 +197,9 @@ def test_model_outputs_unit_quaternions_and_trains_its_loss_weights(task):
     xyz, quat, feat = model(torch.randn(2, 3, 56, 56))
     assert xyz.shape == (2, 3) and feat.shape[0] == 2
     assert torch.allclose(quat.norm(dim=1), torch.ones(2), atol=1e-5)
+    spatial = task.build_model(task.config("tiny", {"model": {"layout_channels": 8}}))
+    assert spatial.fc[0].in_features == feat.shape[1] + 8 * 2 * 2  # 56 px -> a 2x2 map at stride 32
+    assert [tuple(o.shape) for o in spatial(torch.randn(3, 3, 56, 56))] == [(3, 3), (3, 4), (3, feat.shape[1])]
     batch = (torch.randn(2, 3, 56, 56), torch.tensor([[0.1, 0.2, 0.3, 1, 0, 0, 0]] * 2))
     task.loss(model, batch).backward()
     assert model.log_vars.grad is not None and torch.all(model.log_vars.grad != 0)
