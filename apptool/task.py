@@ -56,8 +56,9 @@ class Graph:
 class Splits:
     """Training and test data as torch Datasets, plus what the bundle must remember.
 
-    ``info`` is merged into the bundle config: class names, vocabulary,
-    normalisation statistics, the data source.
+    ``info`` is merged into the top level of the bundle config: class names,
+    vocabulary, normalisation statistics.  Its keys replace whole config keys,
+    so they must not be ``model``, ``data``, ``train`` or ``seed``.
     """
 
     train: Any
