@@ -40,9 +40,9 @@ class Job:
     error: str = ""
 
     def command(self, python: str) -> list[str]:
-        resume = ["--resume"] if self.target.exists() else []
+        """The training run; ``--resume`` continues from the checkpoint a stopped hub left behind."""
         return [python, "-m", "apptool", "train", self.task, "--preset", self.preset, "--out", str(self.target),
-                "--quiet", *resume]
+                "--resume", "--quiet"]
 
 
 @dataclass

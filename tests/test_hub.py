@@ -209,3 +209,17 @@ def test_a_demo_that_fails_to_build_is_reported_in_its_tab_and_the_hub_still_ser
     hub = build_hub(tmp_path, tasks=[TASK])
     texts = [getattr(block, "value", "") for block in hub.blocks.values()]
     assert any(isinstance(t, str) and "demo failed to build" in t and "has a bug" in t for t in texts)
+
+
+def test_the_load_test_script_reports_latency_and_no_errors(hub_url, capsys):
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "load_test.py"
+    spec = importlib.util.spec_from_file_location("load_test", path)
+    load_test = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load_test)
+    assert load_test.main(["--url", hub_url, "--requests", "6", "--concurrency", "3", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["task"] == TASK and row["endpoint"] == f"/{TASK}_predict"
+    assert row["ok"] == 6 and row["errors"] == 0 and 0 < row["p50_ms"] <= row["p95_ms"]
