@@ -82,6 +82,12 @@ def test_folder_reader_handles_real_world_quirks(tmp_path):
     assert abs(int(test.images[0, 0, 0, 0]) - 190) <= 2
     rgb, _ = datasets.read_folder(tmp_path, 6, 3)
     assert rgb.images.shape == (3, 6, 6, 3)
+    from apptool_dbn_hashing.task import DbnHashingTask
+
+    task = DbnHashingTask()
+    trained = {**task.config("tiny", {"data": {"source": "folder", "image_size": 8}}), "data_source": str(tmp_path)}
+    splits = task.load_data(trained, None)  # a folder-trained bundle's config finds its folder again
+    assert splits.info["classes"] == ["cat", "dog"] and len(splits.test.database) == 3
 
 
 def test_folder_reader_errors_name_the_file(tmp_path):
