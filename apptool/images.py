@@ -61,6 +61,8 @@ def to_rgb(array: np.ndarray, name: str = "image", bgr: bool = False) -> np.ndar
     array = np.asarray(array)
     if array.ndim not in (2, 3) or array.size == 0 or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise InputError(f"{name}: expected an HxW or HxWxC (C=1,3,4) image, got shape {array.shape}")
+    if array.dtype.kind not in "buif":
+        raise InputError(f"{name}: expected a numeric image array, got dtype {array.dtype}")
     _check_size(array.shape[1], array.shape[0], name)
     if array.dtype == np.uint16:
         array = (array >> 8).astype(np.uint8)

@@ -208,8 +208,6 @@ def test_gesture_refuses_absurd_lengths_without_running_them(predictor):
     assert_results(loaded.predict([np.zeros((1, dims), np.float32), np.zeros((5000, dims), np.float32)]), 2)
 
 
-@pytest.mark.xfail(raises=TypeError, strict=False,
-                   reason="core: apptool.images.to_rgb clips any dtype; text and object arrays raise numpy's TypeError")
 @pytest.mark.parametrize("name", IMAGE_TASKS)
 @pytest.mark.parametrize("array", [np.full((4, 4, 3), "a"), np.full((4, 4, 3), None, object)], ids=["text", "object"])
 def test_predict_refuses_non_numeric_arrays(name, array, predictor):
