@@ -141,22 +141,27 @@ def settle(panel, seconds: float = 30.0) -> None:
         time.sleep(0.2)
 
 
-def run_button(panel):
-    """The button that runs the tab's input: the first gradio Button after the first upload, else the primary one.
+def prepare(panel):
+    """Mark the tab's input and the button that runs it; return (button, input block) locators.
 
-    Call it on a fresh tab: once a file is loaded, gradio replaces the upload's <input> by a preview.
+    The input is the block of the first upload; the button is the first gradio Button after it, else
+    the primary one.  Call it on a fresh tab, before any value is loaded.
     """
     found = panel.evaluate("""panel => {
-        panel.querySelectorAll('[data-apptool-run]').forEach(b => b.removeAttribute('data-apptool-run'));
+        panel.querySelectorAll('[data-apptool-run], [data-apptool-input]').forEach(e => {
+            e.removeAttribute('data-apptool-run'); e.removeAttribute('data-apptool-input'); });
         const buttons = [...panel.querySelectorAll('button.primary, button.secondary')].filter(b => b.offsetParent);
         const upload = panel.querySelector('input[type=file]');
         const button = (upload && buttons.find(b => upload.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING))
             || buttons.find(b => b.classList.contains('primary'));
         if (button) button.setAttribute('data-apptool-run', '1');
-        return button ? button.innerText : null;
+        const block = upload && upload.closest('.block');
+        if (block) block.setAttribute('data-apptool-input', '1');
+        return [button ? button.innerText : null, Boolean(block)];
     }""")
-    assert found, "the tab has no button to run"
-    return panel.locator("[data-apptool-run]")
+    assert found[0], "the tab has no button to run"
+    assert found[1], "the tab has no file or image input"
+    return panel.locator("[data-apptool-run]"), panel.locator("[data-apptool-input]")
 
 
 WATCH_BUSY = """panel => {
@@ -190,25 +195,26 @@ def run_and_wait(page, panel, button, shot: str, must_change: bool = True) -> st
     raise AssertionError(f"no result within {RESULT_TIMEOUT} s")
 
 
-def shown(panel, before: str, seconds: float = 30.0) -> None:
-    """Wait until the panel shows something new (an upload's preview, an example's value) and nothing is pending."""
+def filled(block, before: str, seconds: float = 30.0) -> None:
+    """Wait until the input block shows its new value (an image preview, a file name) and nothing is pending."""
     deadline = time.time() + seconds
-    while (snapshot(panel) == before or busy(panel)) and time.time() < deadline:
+    while (snapshot(block) == before or busy(block)) and time.time() < deadline:
         time.sleep(0.2)
+    assert snapshot(block) != before, "the input did not take the value"
 
 
-def upload(panel, path: Path) -> None:
-    before = snapshot(panel)
-    panel.locator("input[type=file]").first.set_input_files(str(path))
-    shown(panel, before)
+def upload(block, path: Path) -> None:
+    before = snapshot(block)
+    block.locator("input[type=file]").first.set_input_files(str(path))
+    filled(block, before)
 
 
-def load_first_example(panel) -> None:
+def load_first_example(panel, block) -> None:
     examples = panel.locator("button.gallery-item:visible, tr.tr-body:visible")
     assert examples.count() > 0, "the tab has no examples"
-    before = snapshot(panel)
+    before = snapshot(block)
     examples.first.click()
-    shown(panel, before)
+    filled(block, before)
 
 
 def exercise_tab(page, url: str, task, config: dict | None, shot: str) -> None:
@@ -216,22 +222,22 @@ def exercise_tab(page, url: str, task, config: dict | None, shot: str) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
     title = task.title or task.name
     panel = open_tab(page, url, title)
-    button = run_button(panel)
-    load_first_example(panel)
+    button, block = prepare(panel)
+    load_first_example(panel, block)
     run_and_wait(page, panel, button, f"{shot}-example")
     if task.input_kind == "image" and config is not None:
         panel = open_tab(page, url, title)
-        button = run_button(panel)
+        button, block = prepare(panel)
         picture = SCREENSHOTS / f"{task.name}-input.png"
         cv2.imwrite(str(picture), task.sample_inputs(config, 1, seed=21)[0][:, :, ::-1])
-        upload(panel, picture)
+        upload(block, picture)
         run_and_wait(page, panel, button, f"{shot}-upload")
     panel = open_tab(page, url, title)
-    button = run_button(panel)
+    button, block = prepare(panel)
     suffix = ".png" if task.input_kind == "image" else sorted(task.input_suffixes)[0]
     broken = SCREENSHOTS / f"{task.name}-broken{suffix}"
     broken.write_bytes(b"\x00\x01 not what the name says \xff" * 40)
-    upload(panel, broken)
+    upload(block, broken)
     button.click()
     page.wait_for_selector(".toast-body.error", timeout=RESULT_TIMEOUT * 1000)
     message = " ".join(error_toasts(page))
@@ -272,7 +278,7 @@ def test_a_missing_model_trains_while_the_hub_serves_and_its_tab_comes_alive(pag
     assert any(word in panel.inner_text() for word in ("Training", "queued", "trained and loaded"))
     panel.locator("button.primary").first.wait_for(timeout=TRAIN_TIMEOUT * 1000)
     assert "trained and loaded" in panel.inner_text()
-    button = run_button(panel)
-    load_first_example(panel)
+    button, block = prepare(panel)
+    load_first_example(panel, block)
     result = run_and_wait(page, panel, button, f"{SCAFFOLD}-trained-in-background")
     assert "%" in result  # the label's class probabilities
