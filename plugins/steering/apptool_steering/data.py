@@ -119,7 +119,9 @@ class GeneratedFrames:
     """Frames of the procedural generator, rendered on first access and kept as network pixels.
 
     Frame ``i`` lies on track ``i % tracks`` with its own seeded pose, light and
-    noise, so the data is the same whatever order it is read in.
+    noise, so the data is the same whatever order it is read in.  The shifted
+    and rotated views PilotNet synthesised from recorded frames are rendered
+    here directly, from the moved camera, with the expert's recovery label.
     """
 
     def __init__(self, config: dict[str, Any], split: str, n: int, spec: dict[str, Any]):
@@ -138,7 +140,7 @@ class GeneratedFrames:
         return cached_track((*self.base, i % self.tracks), float(self.data["track_length"]), float(self.data["min_radius"]))
 
     def frame(self, i: int) -> tuple[np.ndarray, float]:
-        """The raw RGB frame and label of sample ``i`` (rendered afresh)."""
+        """The RGB frame (only the rows the network sees are painted) and label of sample ``i``, rendered afresh."""
         if not 0 <= i < self.n:
             raise IndexError(i)
         rng = np.random.default_rng([*self.base, i, 1])

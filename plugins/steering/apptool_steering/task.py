@@ -52,7 +52,7 @@ class SteeringTask(Task):
             "model": {"backbone": "pilotnet", "pretrained": None, "dropout": 0.1, "input_size": [66, 200]},
             "data": {
                 # procedural generator
-                "n_train": 6000, "n_test": 600, "tracks_train": 60, "tracks_test": 20,
+                "n_train": 4000, "n_test": 600, "tracks_train": 40, "tracks_test": 20,
                 "track_length": 600.0, "min_radius": 45.0,
                 "offset_m": 1.3, "yaw_deg": 6.0, "camera_jitter": 1.0,
                 # network input: rows cropped off the top (sky) and bottom (hood), as fractions of the height
@@ -65,7 +65,7 @@ class SteeringTask(Task):
                 "sim": {"seconds": 300.0, "dt": 0.1, "speed": 10.0, "max_offset_m": 1.0, "steer_lag_s": 0.2,
                         "yaw_noise_deg": 0.3, "scene_length_m": 400.0},
             },  # fmt: skip
-            "train": {"epochs": 8, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine",
+            "train": {"epochs": 6, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine",
                       "val_fraction": 0.1},
         }
 
