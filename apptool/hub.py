@@ -44,7 +44,7 @@ class Models:
         self._work_dir = Path(tempfile.mkdtemp(prefix="apptool-hub-"))
 
     def context(self, name: str) -> DemoContext | None:
-        """The task's demo context, or None (and ``error(name)`` says why) while it has no usable bundle."""
+        """The task's demo context, or None (``pending_markdown`` says why) while it has no usable bundle."""
         if self.trainer is not None and self.trainer.busy(name):
             return None
         with self._lock:
