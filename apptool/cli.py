@@ -116,12 +116,17 @@ def train(
         _print_metrics(read_metrics(bundle).get("test", {}))
 
 
-def _print_metrics(metrics: dict[str, Any]) -> None:
-    table = Table("metric", "value")
+def _print_metrics(metrics: dict[str, Any], prefix: str = "", table: Table | None = None) -> None:
+    """Numbers as rows, nested sections flattened to ``section.key``."""
+    top = table is None
+    table = table or Table("metric", "value")
     for key, value in metrics.items():
-        if isinstance(value, (int, float)):
-            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    console.print(table)
+        if isinstance(value, dict):
+            _print_metrics(value, f"{prefix}{key}.", table)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            table.add_row(f"{prefix}{key}", f"{value:.4g}" if isinstance(value, float) else str(value))
+    if top:
+        console.print(table)
 
 
 @app.command("eval")
@@ -214,12 +219,14 @@ def demo(
     bundles: Path = typer.Option(Path("bundles"), "--bundles", help="Folder with one bundle per task (<task>/)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (localhost unless told otherwise)."),
     port: int = typer.Option(7860, "--port"),
-    train_missing: bool = typer.Option(False, "--train-missing", help="Train the quick model of tasks with no bundle first."),
+    train_missing: bool = typer.Option(False, "--train-missing",
+                                       help="Serve at once; train each task without a bundle in the background, one at a time."),
+    preset: str = typer.Option("quick", "--preset", help="Preset of the models --train-missing trains."),
 ) -> None:
     """Serve the Gradio hub: one tab per installed task."""
     from apptool.hub import launch
 
-    launch(bundles, host=host, port=port, train_missing=train_missing)
+    launch(bundles, host=host, port=port, train_missing=train_missing, preset=preset)
 
 
 @app.command("new-plugin")
