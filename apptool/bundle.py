@@ -137,9 +137,12 @@ def load_model(bundle_dir: Path, task=None):
     """Rebuild a bundle's torch model from config.json and weights.safetensors."""
     from apptool.plugins import get_plugins
 
+    from apptool.task import deep_merge
+
     config = read_config(bundle_dir)
     task = task or get_plugins().task(config["task"])
-    model = task.build_model(config)
+    # the weights come from the bundle: the encoder's original pretrained source may be gone
+    model = task.build_model(deep_merge(config, {"model": {"pretrained": None}}))
     tensors, _ = load_state(Path(bundle_dir) / WEIGHTS)
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:
