@@ -29,12 +29,12 @@ def epochs_logged(out: Path) -> int:
 
 
 def assert_nothing_half_written(out: Path) -> None:
+    """Every file under its real name is whole (a killed write leaves only a hidden .tmp, never a torn file)."""
     if (out / CHECKPOINT).exists():
         load_state(out / CHECKPOINT)  # raises on a truncated file
     if (out / "config.json").exists():
         read_config(out)
         load_state(out / "weights.safetensors")
-    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")], "temporary files left behind"
 
 
 def test_killed_runs_resume_to_the_uninterrupted_result(scaffold_env, tmp_path):
@@ -57,6 +57,7 @@ def test_killed_runs_resume_to_the_uninterrupted_result(scaffold_env, tmp_path):
     assert kills >= 3
     subprocess.run(train_command(out, True), env=scaffold_env, check=True, capture_output=True, timeout=600)
     assert_nothing_half_written(out)
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")], "the resumed run left temporary files"
     whole, _ = load_state(tmp_path / "whole" / "weights.safetensors")
     resumed, _ = load_state(out / "weights.safetensors")
     for key in whole:

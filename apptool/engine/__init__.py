@@ -22,6 +22,8 @@ def train(task: Task, config: dict[str, Any], out_dir: str | Path, data_dir: str
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.tmp"):  # an atomic write a killed run never renamed into place
+        stale.unlink()
     seed_everything(int(config["seed"]))
     splits = load_splits(task, config, Path(data_dir) if data_dir else None)
     config = {**config, **splits.info, "data_source": str(data_dir) if data_dir else "built-in generator"}
