@@ -226,6 +226,8 @@ def test_metrics_against_hand_computed_values():
 def test_expert_drives_without_interventions_and_zero_steering_does_not(config):
     expert = sim.drive(lambda image, command: command, config, seconds=30.0)
     assert expert.interventions == 0 and expert.autonomy == 100.0 and max(map(abs, expert.offsets)) < 0.5
+    recorded = sim.drive(lambda image, command: command, config, seconds=3.0, on_frame=lambda image, state: image)
+    assert recorded.offsets == expert.offsets[:30] and recorded.frames[0].shape == (160, 320, 3)  # the video is the scored drive
     blind = sim.drive(lambda image, command: 0.0, config, seconds=30.0)
     assert blind.interventions > 0
     assert blind.autonomy == pytest.approx(max(0.0, (1 - blind.interventions * 6 / 30.0) * 100))
