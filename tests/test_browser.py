@@ -231,7 +231,7 @@ def load_first_example(panel, block) -> None:
     before = snapshot(block)
     examples.first.click()
     filled(block, before)
-    panel.page.wait_for_timeout(1500)  # the preview can show before gradio has finished processing the example
+    panel.page.wait_for_timeout(3000)  # the preview can show before gradio has finished processing the example
 
 
 def exercise_tab(page, url: str, task, config: dict | None, shot: str) -> None:
