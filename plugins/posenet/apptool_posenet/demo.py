@@ -15,10 +15,10 @@ from apptool_posenet.mapview import draw_map
 from apptool_posenet.scene import Camera, render
 
 
-def rerender(config: dict, pose: np.ndarray) -> np.ndarray:
-    """The built-in scene seen from ``pose`` (x, y, z, qw, qx, qy, qz) at the training image size."""
-    width, height = (int(v) for v in config["data"]["render_size"])
-    camera = Camera(width, height, float(config["data"]["hfov_deg"]))
+def rerender(config: dict, pose: np.ndarray, height: int = 256) -> np.ndarray:
+    """The built-in scene seen from ``pose`` (x, y, z, qw, qx, qy, qz): the training camera's view, ``height`` pixels high."""
+    width, train_height = (int(v) for v in config["data"]["render_size"])
+    camera = Camera(int(round(width * height / train_height)), height, float(config["data"]["hfov_deg"]))
     return render(camera, quat_to_rot(pose[3:]), pose[:3])
 
 

@@ -51,7 +51,8 @@ def _smooth_noise(rng: np.random.Generator, n: int, scale: float, knots: int = 5
 def walk(rng: np.random.Generator, n_frames: int, look_back: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Camera centres (n, 3) and world-to-camera rotations (n, 3, 3) of one walk.
 
-    The camera looks at the landmark, or with ``look_back`` across the square at the south building.
+    The camera looks at the landmark (the hall and its tower), or with ``look_back`` across the square
+    at the south building.
     """
     x0, x1, y0, y1 = WALK_AREA
     while True:
@@ -68,17 +69,17 @@ def walk(rng: np.random.Generator, n_frames: int, look_back: bool = False) -> tu
     xy = np.stack([np.interp(s, arc, curve[:, 0]), np.interp(s, arc, curve[:, 1])], axis=1)
     z = 1.6 + rng.normal(0, 0.05) + 0.03 * np.sin(s / STEP_M * np.pi)
     centres = np.column_stack([xy, z])
-    # gaze: a point on the buildings that drifts along the facades
-    ends = rng.uniform([-30.0, 4.0], [30.0, 14.0], size=(2, 2))
+    # gaze: the photographer keeps the landmark in view, a point on it drifting across its front
+    lo, hi = ([-20.0, 2.0], [10.0, 7.0]) if look_back else ([-12.0, 4.0], [12.0, 13.0])
+    ends = rng.uniform(lo, hi, size=(2, 2))
     t = np.linspace(0, 1, n_frames)
     target = np.column_stack(
         [ends[0, 0] + t * (ends[1, 0] - ends[0, 0]), np.full(n_frames, 16.0), ends[0, 1] + t * (ends[1, 1] - ends[0, 1])]
     )
     if look_back:
-        target[:, 1] = -28.0
-        target[:, 2] = np.clip(target[:, 2], 2.0, 8.0)
+        target[:, 1] = -24.0
     delta = target - centres
-    yaw = np.arctan2(delta[:, 0], delta[:, 1]) + _smooth_noise(rng, n_frames, np.radians(12))
+    yaw = np.arctan2(delta[:, 0], delta[:, 1]) + _smooth_noise(rng, n_frames, np.radians(6))
     pitch = np.arctan2(delta[:, 2], np.linalg.norm(delta[:, :2], axis=1))
     pitch = np.clip(pitch, np.radians(-5), np.radians(30)) + _smooth_noise(rng, n_frames, np.radians(3))
     roll = _smooth_noise(rng, n_frames, np.radians(2), knots=9)

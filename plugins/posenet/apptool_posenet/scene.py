@@ -42,13 +42,13 @@ class Quad:
     repeat: tuple[float, float] = (1.0, 1.0)
     kind: str = "facade"  # "facade" (shaded by the sun) | "ground" | "object"
 
-    @property
+    @functools.cached_property
     def normal(self) -> np.ndarray:
         """Unit normal on the textured side."""
         n = np.cross(self.down, self.along)
         return n / np.linalg.norm(n)
 
-    @property
+    @functools.cached_property
     def corners(self) -> np.ndarray:
         o, a, d = self.origin, self.along, self.down
         return np.stack([o, o + a, o + a + d, o + d])
@@ -93,10 +93,30 @@ def _tiled(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.tile(image, reps)[:height, :width]
 
 
+#: Photographs cropped into shop signs, so that each bay of a facade looks a little different.
+SIGN_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel",
+               "coins", "camera", "moon", "page", "text", "retina", "clock")
+SHUTTER_COLOURS = ((40, 90, 50), (120, 30, 30), (30, 60, 120), (200, 170, 60), (90, 60, 40), (60, 130, 140))
+
+
+def _sign(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A crop of a random photograph, tinted, as a shop sign of the given pixel size."""
+    photo = _photo(SIGN_PHOTOS[int(rng.integers(len(SIGN_PHOTOS)))]).astype(np.float32)
+    ch = int(rng.uniform(0.2, 0.5) * photo.shape[0])
+    cw = min(photo.shape[1], int(ch * width / max(height, 1)))
+    top, left = int(rng.integers(0, photo.shape[0] - ch + 1)), int(rng.integers(0, photo.shape[1] - cw + 1))
+    crop = photo[top : top + ch, left : left + cw]
+    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA) * rng.uniform(0.6, 1.2, 3)
+
+
 def facade_texture(
     rng: np.random.Generator, width_m: float, height_m: float, wall: str, colour: tuple, floors: int, poster: str | None
 ) -> np.ndarray:
-    """A building face: tinted wall material, a grid of windows, a door, and maybe a poster photo."""
+    """A building face: tinted wall material, windows with shutters, shop signs, a door, and maybe a poster photo.
+
+    Shutters and signs vary from bay to bay, as on a real street, so that a
+    part of a facade can be told from another part of the same facade.
+    """
     h, w = int(height_m * PIXELS_PER_METRE), int(width_m * PIXELS_PER_METRE)
     base = cv2.resize(_photo(wall), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA).astype(np.float32)
     base = _tiled(base, h, w)
@@ -109,9 +129,20 @@ def facade_texture(
         for b in range(bays):
             x0, y0 = int(b * bay_w + 0.3 * bay_w), int(f * floor_h + 0.25 * floor_h)
             x1, y1 = int((b + 1) * bay_w - 0.3 * bay_w), int((f + 1) * floor_h - 0.2 * floor_h)
+            if rng.random() < 0.5:
+                shutter = SHUTTER_COLOURS[int(rng.integers(len(SHUTTER_COLOURS)))]
+                half = max(2, (x1 - x0) // 2)
+                cv2.rectangle(texture, (x0 - half, y0), (x0, y1), shutter, -1)
+                cv2.rectangle(texture, (x1, y0), (x1 + half, y1), shutter, -1)
             cv2.rectangle(texture, (x0 - 2, y0 - 2), (x1 + 2, y1 + 2), (235, 230, 220), -1)
             cv2.rectangle(texture, (x0, y0), (x1, y1), tuple(float(c) for c in glass + rng.uniform(0, 40)), -1)
             cv2.line(texture, ((x0 + x1) // 2, y0), ((x0 + x1) // 2, y1), (200, 200, 200), 1)
+    ground = h - floor_h
+    for b in range(bays):
+        if rng.random() < 0.75:
+            x0, x1 = int(b * bay_w + 0.08 * bay_w), int((b + 1) * bay_w - 0.08 * bay_w)
+            y0, y1 = int(ground + 0.03 * floor_h), int(ground + 0.2 * floor_h)
+            texture[y0:y1, x0:x1] = _sign(rng, x1 - x0, y1 - y0)
     door = int(rng.integers(0, bays))
     x0, x1 = int(door * bay_w + 0.2 * bay_w), int((door + 1) * bay_w - 0.2 * bay_w)
     cv2.rectangle(texture, (x0, int(h - 0.8 * floor_h)), (x1, h), (60, 40, 30), -1)
