@@ -125,13 +125,10 @@ def video_fps(path: str | Path) -> float:
 
 
 def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 15.0) -> Path:
-    """Write RGB frames as an MP4 file (H.264 where this OpenCV has it, else MPEG-4 part 2)."""
+    """Write RGB frames as an MP4 (mp4v) file that browsers and players open."""
     path = Path(path)
     height, width = frames[0].shape[:2]
-    for codec in ("avc1", "mp4v"):  # H.264 plays in browsers; OpenCV builds without it write MPEG-4 part 2
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
-        if writer.isOpened():
-            break
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     for frame in frames:
         writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
     writer.release()
