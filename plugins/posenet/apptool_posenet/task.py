@@ -71,11 +71,11 @@ class PoseNetTask(Task):
                      "frames_per_sequence": 10},
             "train": {"epochs": 2, "batch_size": 8},
         },
-        "quick": {
+        "quick": {  # small images, many walks: diversity of viewpoints buys more than pixels on two CPU cores
             "model": {"hidden": 256},
-            "data": {"render_size": [171, 128], "resize": 128, "crop": 112, "train_sequences": 24, "test_sequences": 8,
-                     "frames_per_sequence": 25},
-            "train": {"epochs": 40},
+            "data": {"render_size": [86, 64], "resize": 64, "crop": 56, "train_sequences": 384, "test_sequences": 16,
+                     "frames_per_sequence": 12},
+            "train": {"epochs": 16},
         },
         "full": {},
     }
@@ -84,10 +84,10 @@ class PoseNetTask(Task):
     def default_config(self) -> dict[str, Any]:
         return {
             "model": {"backbone": "mobilenetv3_small_100", "pretrained": None, "hidden": 512, "dropout": 0.2,
-                      "loss": "learned", "beta": 3.0, "sx_init": 0.0, "sq_init": -3.0, "layout_channels": 0},
-            "data": {"render_size": [341, 256], "hfov_deg": 60.0, "resize": 256, "crop": 224, "train_sequences": 40,
-                     "test_sequences": 12, "frames_per_sequence": 40, "color_jitter": 0.25},
-            "train": {"epochs": 60, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "backbone_lr_mult": 1.0},
+                      "loss": "learned", "beta": 3.0, "sx_init": 0.0, "sq_init": -3.0, "layout_channels": 16},
+            "data": {"render_size": [341, 256], "hfov_deg": 60.0, "resize": 256, "crop": 224, "train_sequences": 384,
+                     "test_sequences": 32, "frames_per_sequence": 12, "color_jitter": 0.25},
+            "train": {"epochs": 30, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "backbone_lr_mult": 1.0},
         }
 
     # -- torch side --------------------------------------------------------
