@@ -34,6 +34,10 @@ class ShowAndTell(nn.Module):
         self.project = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(grid.numel(), embed_dim), nn.BatchNorm1d(embed_dim))
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
+        with torch.no_grad():  # forget-gate bias 2 (gates: input, forget, cell, output): the cell state must
+            # carry the image, read once before the first word, through the whole sentence (Gers et al. 2000)
+            self.lstm.bias_ih_l0[hidden_dim : 2 * hidden_dim].fill_(2.0)
+            self.lstm.bias_hh_l0[hidden_dim : 2 * hidden_dim].zero_()
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_dim, vocab_size)
 

@@ -58,7 +58,7 @@ class CaptioningTask(Task):
 
     def default_config(self) -> dict[str, Any]:
         return {
-            "model": {"backbone": "test_resnet", "pretrained": None, "embed_dim": 96, "hidden_dim": 192, "dropout": 0.3},
+            "model": {"backbone": "test_resnet", "pretrained": None, "embed_dim": 96, "hidden_dim": 192, "dropout": 0.1},
             "data": {
                 "image_size": 64,
                 "train_size": 3000,
@@ -72,7 +72,7 @@ class CaptioningTask(Task):
                 "std": IMAGENET_STD,
             },
             "decode": {"beam_size": 3, "n_best": 3, "max_len": 20, "length_penalty": 0.0},
-            "train": {"epochs": 12, "batch_size": 32, "lr": 2e-3, "grad_clip": 5.0, "backbone_lr_mult": 1.0, "val_fraction": 0.05},
+            "train": {"epochs": 12, "batch_size": 32, "lr": 3e-3, "grad_clip": 5.0, "backbone_lr_mult": 1.0, "val_fraction": 0.05},
         }
 
     def config(self, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
