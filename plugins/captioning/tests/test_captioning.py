@@ -158,7 +158,7 @@ def test_coco_folder_without_test_file_is_a_clear_error(tmp_path, task):
 
 
 # -- Flickr8k ------------------------------------------------------------------------------
-def test_flickr8k_token_file_with_and_without_split_lists(tmp_path):
+def test_flickr8k_token_file_with_and_without_split_lists(tmp_path, task):
     folder = tmp_path / "Flicker8k_Dataset"
     folder.mkdir()
     names = [f"{i}_abc.jpg" for i in range(6)]
@@ -171,6 +171,9 @@ def test_flickr8k_token_file_with_and_without_split_lists(tmp_path):
     splits = read_flickr8k(tmp_path)
     assert [p.name for p, _ in splits["train"]] == names[:4] and [p.name for p, _ in splits["test"]] == names[4:]
     assert splits["train"][0][1] == ["A dog runs 0 .  ", "A dog runs 1 .  "]
+    train, test, info = load_splits(task.config("tiny"), tmp_path)
+    assert (len(train), len(test), info["caption_format"]) == (4, 2, "flickr8k")
+    assert train.references[0] == [["a", "dog", "runs", "0"], ["a", "dog", "runs", "1"]] and train.image(0).shape == (64, 64, 3)
     (tmp_path / "Flickr_8k.trainImages.txt").unlink()
     (folder / "1_abc.jpg.1").write_bytes(b"")  # without split lists every listed image must exist
     splits = read_flickr8k(tmp_path)
