@@ -87,7 +87,8 @@ class PoseNetTask(Task):
                       "loss": "learned", "beta": 3.0, "sx_init": 0.0, "sq_init": -3.0, "layout_channels": 16},
             "data": {"render_size": [341, 256], "hfov_deg": 60.0, "resize": 256, "crop": 224, "train_sequences": 384,
                      "test_sequences": 32, "frames_per_sequence": 12, "color_jitter": 0.25},
-            "train": {"epochs": 30, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "backbone_lr_mult": 1.0},
+            "train": {"epochs": 30, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "backbone_lr_mult": 1.0,
+                      "grad_clip": 2.0, "warmup_epochs": 1},  # without them a run can stall for epochs
         }
 
     # -- torch side --------------------------------------------------------
