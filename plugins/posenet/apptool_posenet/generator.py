@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from apptool_posenet.geometry import look_rotation, rot_to_quat
-from apptool_posenet.scene import WALK_AREA, Camera, Lighting, Quad, person_texture, pyramid, render
+from apptool_posenet.scene import WALK_AREA, Camera, Lighting, Quad, box_faces, person_texture, pyramid, render
 
 STEP_M = 0.7  # distance between frames (video at ~2 Hz, walking pace)
 STREAMS = {"train": 0, "test": 1, "sample": 2}
@@ -105,8 +105,6 @@ def weather(rng: np.random.Generator) -> Lighting:
 
 def _vans(rng: np.random.Generator) -> list[Quad]:
     """Parked vans (coloured boxes) for one sequence."""
-    from apptool_posenet.scene import box_faces
-
     quads = []
     for _ in range(int(rng.integers(1, 4))):
         x, y = rng.uniform([-30.0, -20.0], [30.0, 9.0])
