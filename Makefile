@@ -14,6 +14,8 @@ demo: setup
 	$(VENV)/bin/apptool demo --bundles $(BUNDLES) --train-missing
 
 test: setup browser
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadscope
 
 setup: $(STAMP)

@@ -1,4 +1,5 @@
 """apptool: classic deep-learning results as applications you can train, deploy and show."""
+
 import pluggy
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """``python -m apptool`` is the same as the ``apptool`` command."""
+
 from apptool.cli import main
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ ConfigError: never a silent download, never a silent random init.  Plugins add
 backbones with the ``apptool_backbones`` hook: ``{name: timm.create_model kwargs}``
 (``model_name`` picks the timm architecture; it defaults to ``name``).
 """
+
 from __future__ import annotations
 
 import json
@@ -135,8 +136,10 @@ def _from_bundle_dir(path: Path, name: str) -> Path | None:
     if backbone is None:
         return None
     if backbone.get("backbone") != name:
-        raise ConfigError(f"{path}: this {backbone.get('kind')} holds a {backbone.get('backbone')!r} backbone, "
-                          f"not {name!r}; pass --backbone {backbone.get('backbone')} or another --pretrained")
+        raise ConfigError(
+            f"{path}: this {backbone.get('kind')} holds a {backbone.get('backbone')!r} backbone, "
+            f"not {name!r}; pass --backbone {backbone.get('backbone')} or another --pretrained"
+        )
     weights = path / "weights.safetensors"
     if not weights.is_file():
         raise ConfigError(f"{path}: bundle has no weights.safetensors")
@@ -157,21 +160,27 @@ def resolve_weights(name: str, pretrained: str | Path | None) -> Path | None:
         if found := hf_cached_weights(name):
             return found
         looked.append(f"the Hugging Face cache {hf_cache_dir()}")
-        raise ConfigError(f"pretrained={pretrained!r}: no local weights for backbone {name!r} in {' or '.join(looked)}; "
-                          "nothing is downloaded: run `apptool pretrain` or pass a .safetensors file")
+        raise ConfigError(
+            f"pretrained={pretrained!r}: no local weights for backbone {name!r} in {' or '.join(looked)}; "
+            "nothing is downloaded: run `apptool pretrain` or pass a .safetensors file"
+        )
     path = Path(pretrained).expanduser()
     if path.is_dir():
         found = _from_bundle_dir(path, name) or _from_weights_dir(path, name)
         if found:
             return found
-        raise ConfigError(f"{path}: no weights for backbone {name!r} (looked for a bundle's config.json + "
-                          f"weights.safetensors, {name}.safetensors and {name}/model.safetensors)")
+        raise ConfigError(
+            f"{path}: no weights for backbone {name!r} (looked for a bundle's config.json + "
+            f"weights.safetensors, {name}.safetensors and {name}/model.safetensors)"
+        )
     if path.is_file():
         if path.suffix.lower() not in WEIGHT_SUFFIXES:
             raise ConfigError(f"{path}: backbone weights must be .safetensors (nothing is unpickled)")
         return path
-    raise ConfigError(f"{path}: pretrained weights not found for backbone {name!r} "
-                      "(expected a .safetensors file, a bundle or weights directory, 'auto', 'hf' or none)")
+    raise ConfigError(
+        f"{path}: pretrained weights not found for backbone {name!r} "
+        "(expected a .safetensors file, a bundle or weights directory, 'auto', 'hf' or none)"
+    )
 
 
 def _weight_tensors(path: Path) -> tuple[dict, bool]:
@@ -210,8 +219,10 @@ def _check_loaded(encoder, tensors: dict, weights: Path, name: str) -> None:
             continue
         matched += bool(torch.equal(source.to(value.dtype), value))
     if matched + adapted < MIN_COVERAGE * len(own):
-        raise ConfigError(f"{weights}: only {matched} of {len(own)} encoder tensors of {name!r} were loaded; "
-                          "these weights are for another model")
+        raise ConfigError(
+            f"{weights}: only {matched} of {len(own)} encoder tensors of {name!r} were loaded; "
+            "these weights are for another model"
+        )
 
 
 def create_encoder(name: str, pretrained: str | Path | None = None, in_chans: int = 3, **kwargs):

@@ -6,6 +6,7 @@ reads the progress from the bundle's ``metrics.csv`` (the trainer rewrites it
 after every epoch) and treats the bundle as ready once the process has exited
 and ``config.json`` (written last) exists.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,9 +16,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from apptool.bundle import CONFIG
 
@@ -41,8 +42,19 @@ class Job:
 
     def command(self, python: str) -> list[str]:
         """The training run; ``--resume`` continues from the checkpoint a stopped hub left behind."""
-        return [python, "-m", "apptool", "train", self.task, "--preset", self.preset, "--out", str(self.target),
-                "--resume", "--quiet"]
+        return [
+            python,
+            "-m",
+            "apptool",
+            "train",
+            self.task,
+            "--preset",
+            self.preset,
+            "--out",
+            str(self.target),
+            "--resume",
+            "--quiet",
+        ]
 
 
 @dataclass
@@ -113,8 +125,13 @@ class BackgroundTrainer:
         env = {**(self.env if self.env is not None else os.environ), "PYTHONUNBUFFERED": "1"}
         try:
             with open(job.log, "wb") as log:
-                self._process = subprocess.Popen(job.command(self.python), stdout=log, stderr=subprocess.STDOUT,
-                                                 env=env, preexec_fn=self._lower_priority if os.name == "posix" else None)
+                self._process = subprocess.Popen(
+                    job.command(self.python),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    preexec_fn=self._lower_priority if os.name == "posix" else None,
+                )
                 job.returncode = self._process.wait()
         except OSError as exc:
             job.returncode, job.error = -1, str(exc)
@@ -154,23 +171,33 @@ def progress_markdown(job: Job, total_epochs: int, title: str) -> str:
     """What a pending tab shows: queued, the current epoch and losses, or why training failed."""
     command = f"`apptool train {job.task} --preset {job.preset} --out {job.target} --resume`"
     if job.state == QUEUED:
-        return (f"**{title}** has no trained model yet. It is queued for training in the background "
-                f"(`{job.preset}` preset, one model at a time); this tab becomes usable when it is done.")
+        return (
+            f"**{title}** has no trained model yet. It is queued for training in the background "
+            f"(`{job.preset}` preset, one model at a time); this tab becomes usable when it is done."
+        )
     if job.state == FAILED:
-        return (f"**Training {title} failed** (exit code {job.returncode}). Last lines of `{job.log}`:\n\n"
-                f"```\n{job.error}\n```\n\nTrain it by hand with {command}, then reload this page.")
+        return (
+            f"**Training {title} failed** (exit code {job.returncode}). Last lines of `{job.log}`:\n\n"
+            f"```\n{job.error}\n```\n\nTrain it by hand with {command}, then reload this page."
+        )
     history = read_history(job.target)
     elapsed = int(time.time() - (job.started or time.time()))
     if job.state == DONE:
         return f"**{title}** finished training in {elapsed // 60} min {elapsed % 60} s."
     if not history:
-        return (f"**Training {title}** in the background (`{job.preset}` preset, {total_epochs} epochs): "
-                f"preparing data and the first epoch… ({elapsed} s so far). This tab becomes usable when it is done.")
+        return (
+            f"**Training {title}** in the background (`{job.preset}` preset, {total_epochs} epochs): "
+            f"preparing data and the first epoch… ({elapsed} s so far). This tab becomes usable when it is done."
+        )
     last = history[-1]
     if str(last.get("epoch")) == str(total_epochs):
-        return (f"**{title}**: all {total_epochs} epochs trained; exporting to ONNX and evaluating on the "
-                f"held-out split… ({elapsed} s so far)")
-    return (f"**Training {title}** in the background (`{job.preset}` preset): epoch {last.get('epoch')} / "
-            f"{total_epochs} · train loss {_number(last.get('train_loss'))} · validation loss "
-            f"{_number(last.get('val_loss'))} · {_number(last.get('seconds'))} s per epoch ({elapsed} s so far). "
-            "This tab becomes usable when it is done.")
+        return (
+            f"**{title}**: all {total_epochs} epochs trained; exporting to ONNX and evaluating on the "
+            f"held-out split… ({elapsed} s so far)"
+        )
+    return (
+        f"**Training {title}** in the background (`{job.preset}` preset): epoch {last.get('epoch')} / "
+        f"{total_epochs} · train loss {_number(last.get('train_loss'))} · validation loss "
+        f"{_number(last.get('val_loss'))} · {_number(last.get('seconds'))} s per epoch ({elapsed} s so far). "
+        "This tab becomes usable when it is done."
+    )

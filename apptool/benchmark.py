@@ -1,9 +1,11 @@
 """``apptool bench``: torch eager and ONNX Runtime on the same inputs, measured in one run."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -28,18 +30,34 @@ def bench_bundle(bundle_dir: Path, batch: int = 16, repeats: int = 20) -> dict[s
     from apptool.runtime import OnnxRunner
 
     model, config, task = load_model(bundle_dir)
-    runners = {"torch": TorchRunner(task.graphs(model, config)), "onnxruntime": OnnxRunner(bundle_dir, task.name, config["graphs"])}
+    runners = {
+        "torch": TorchRunner(task.graphs(model, config)),
+        "onnxruntime": OnnxRunner(bundle_dir, task.name, config["graphs"]),
+    }
     items = task.sample_inputs(config, batch, seed=1234)
     rows = []
     with torch.inference_mode():
         for size in (1, batch):
             for name, runner in runners.items():
-                ms = _latencies(lambda: task.predict(runner, items[:size], config), repeats)
-                rows.append({"batch": size, "runtime": name, "median_ms": float(np.median(ms)),
-                             "p95_ms": float(np.percentile(ms, 95)), "items_per_s": size * 1000.0 / float(np.median(ms))})
+                ms = _latencies(lambda runner=runner, size=size: task.predict(runner, items[:size], config), repeats)
+                rows.append(
+                    {
+                        "batch": size,
+                        "runtime": name,
+                        "median_ms": float(np.median(ms)),
+                        "p95_ms": float(np.percentile(ms, 95)),
+                        "items_per_s": size * 1000.0 / float(np.median(ms)),
+                    }
+                )
     speedup = {}
     for size in (1, batch):
         by_runtime = {r["runtime"]: r["median_ms"] for r in rows if r["batch"] == size}
         speedup[str(size)] = by_runtime["torch"] / by_runtime["onnxruntime"]
-    return {"task": task.name, "bundle": str(bundle_dir), "provider": runners["onnxruntime"].provider,
-            "torch_threads": torch.get_num_threads(), "rows": rows, "speedup": speedup}
+    return {
+        "task": task.name,
+        "bundle": str(bundle_dir),
+        "provider": runners["onnxruntime"].provider,
+        "torch_threads": torch.get_num_threads(),
+        "rows": rows,
+        "speedup": speedup,
+    }

@@ -3,6 +3,7 @@
 Every file is written atomically (temporary file, then rename), and loading
 reads only JSON, safetensors and ONNX: nothing is ever unpickled.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,8 +85,12 @@ def read_config(bundle_dir: Path) -> dict[str, Any]:
         if key not in config:
             raise BundleError(f"{Path(bundle_dir) / CONFIG}: missing field {key!r}")
     graphs = config["graphs"]
-    if not isinstance(config["task"], str) or not isinstance(graphs, list) or not graphs \
-            or not all(isinstance(g, str) and g.isidentifier() for g in graphs):
+    if (
+        not isinstance(config["task"], str)
+        or not isinstance(graphs, list)
+        or not graphs
+        or not all(isinstance(g, str) and g.isidentifier() for g in graphs)
+    ):
         raise BundleError(f"{Path(bundle_dir) / CONFIG}: field 'task' must be a name and 'graphs' a list of graph names")
     return config
 
@@ -136,7 +141,6 @@ def load_state(path: Path) -> tuple[dict, dict[str, Any]]:
 def load_model(bundle_dir: Path, task=None):
     """Rebuild a bundle's torch model from config.json and weights.safetensors."""
     from apptool.plugins import get_plugins
-
     from apptool.task import deep_merge
 
     config = read_config(bundle_dir)
@@ -146,5 +150,7 @@ def load_model(bundle_dir: Path, task=None):
     tensors, _ = load_state(Path(bundle_dir) / WEIGHTS)
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:
-        raise BundleError(f"{Path(bundle_dir) / WEIGHTS}: does not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise BundleError(
+            f"{Path(bundle_dir) / WEIGHTS}: does not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     return model.eval(), config, task

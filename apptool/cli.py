@@ -1,11 +1,12 @@
 """The ``apptool`` command line (typer).  Errors a user can fix print as one red line, exit code 2."""
+
 from __future__ import annotations
 
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -15,8 +16,12 @@ from rich.table import Table
 from apptool.errors import AppToolError, ConfigError
 from apptool.plugins import get_plugins
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train, export, deploy and demo classic deep-learning applications.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train, export, deploy and demo classic deep-learning applications.",
+)
 console = Console(stderr=True)
 
 
@@ -55,21 +60,24 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
         return
     table = Table("plugin", "distribution", "version", "API", "tasks", "hooks")
     for i in infos:
-        table.add_row(i["name"], i["distribution"], i["version"], ",".join(map(str, i["api"])), ", ".join(i["tasks"]),
-                      ", ".join(i["hooks"]))
+        table.add_row(
+            i["name"], i["distribution"], i["version"], ",".join(map(str, i["api"])), ", ".join(i["tasks"]), ", ".join(i["hooks"])
+        )
     Console().print(table)
     for e in errors:
-        console.print(f"[red]failed to load[/] {e['name']} ({e['distribution'] or 'unknown distribution'}): {escape(e['error'])}",
-                      soft_wrap=True)
+        console.print(
+            f"[red]failed to load[/] {e['name']} ({e['distribution'] or 'unknown distribution'}): {escape(e['error'])}",
+            soft_wrap=True,
+        )
 
 
-def _relaunch_distributed(nproc: int, nnodes: int, rdzv: Optional[str]) -> None:
+def _relaunch_distributed(nproc: int, nnodes: int, rdzv: str | None) -> None:
     """Re-run this very command under torch's elastic launcher, one process per rank."""
     import subprocess
 
     args = [a for a in sys.argv[1:]]
     launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}"]
-    launcher += [f"--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv}"] if rdzv else ["--standalone"]
+    launcher += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv}"] if rdzv else ["--standalone"]
     env = {**os.environ, "APPTOOL_UNDER_TORCHRUN": "1"}
     raise typer.Exit(subprocess.call(launcher + ["-m", "apptool"] + args, env=env))
 
@@ -78,17 +86,19 @@ def _relaunch_distributed(nproc: int, nnodes: int, rdzv: Optional[str]) -> None:
 def train(
     task_name: str = typer.Argument(..., metavar="TASK"),
     out: Path = typer.Option(..., "--out", help="Bundle directory to write."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Data in the task's public layout (default: built-in generator)."),
+    data: Path | None = typer.Option(None, "--data", help="Data in the task's public layout (default: built-in generator)."),
     preset: str = typer.Option("quick", "--preset", help="tiny | quick | full"),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    backbone: Optional[str] = typer.Option(None, "--backbone", help="timm encoder name."),
-    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Encoder weights: .safetensors file, weights dir or backbone bundle."),
+    epochs: int | None = typer.Option(None, "--epochs"),
+    seed: int | None = typer.Option(None, "--seed"),
+    backbone: str | None = typer.Option(None, "--backbone", help="timm encoder name."),
+    pretrained: str | None = typer.Option(
+        None, "--pretrained", help="Encoder weights: .safetensors file, weights dir or backbone bundle."
+    ),
     set_: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE (repeatable), e.g. train.lr=0.01"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Processes per node (DDP via torchrun)."),
     nnodes: int = typer.Option(1, "--nnodes"),
-    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous (multi-node)."),
+    rdzv_endpoint: str | None = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous (multi-node)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train TASK and write a bundle (weights, ONNX, metrics, card)."""
@@ -132,7 +142,7 @@ def _print_metrics(metrics: dict[str, Any], prefix: str = "", table: Table | Non
 @app.command("eval")
 def evaluate(
     bundle: Path = typer.Argument(...),
-    data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this folder's test split instead."),
+    data: Path | None = typer.Option(None, "--data", help="Evaluate on this folder's test split instead."),
     variant: str = typer.Option("", "--variant", help="Evaluate an exported variant (e.g. fp16, int8) from the bundle."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -150,7 +160,7 @@ def evaluate(
 def export(
     bundle: Path = typer.Argument(...),
     format: str = typer.Option("onnx", "--format", help="onnx, or any format a plugin adds (see --help of the exporters)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: the bundle itself for onnx)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: the bundle itself for onnx)."),
 ) -> None:
     """(Re)export BUNDLE, with the torch/ONNX Runtime parity check."""
     from apptool.exporters import run_exporter
@@ -164,7 +174,7 @@ def predict(
     bundle: Path = typer.Argument(...),
     inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help="Files, folders or videos."),
     as_json: bool = typer.Option(False, "--json"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for annotated images and videos."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for annotated images and videos."),
     batch_size: int = typer.Option(16, "--batch-size"),
 ) -> None:
     """Run BUNDLE on ONNX Runtime over files, folders and videos."""
@@ -195,7 +205,9 @@ def bench(
         return
     table = Table("batch", "runtime", "median ms", "p95 ms", "items/s")
     for row in report["rows"]:
-        table.add_row(str(row["batch"]), row["runtime"], f"{row['median_ms']:.2f}", f"{row['p95_ms']:.2f}", f"{row['items_per_s']:.1f}")
+        table.add_row(
+            str(row["batch"]), row["runtime"], f"{row['median_ms']:.2f}", f"{row['p95_ms']:.2f}", f"{row['items_per_s']:.1f}"
+        )
     Console().print(table)
     for size, ratio in report["speedup"].items():
         Console().print(f"batch {size}: ONNX Runtime is {ratio:.2f}x the speed of torch eager ({report['provider']})")
@@ -219,8 +231,9 @@ def demo(
     bundles: Path = typer.Option(Path("bundles"), "--bundles", help="Folder with one bundle per task (<task>/)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (localhost unless told otherwise)."),
     port: int = typer.Option(7860, "--port"),
-    train_missing: bool = typer.Option(False, "--train-missing",
-                                       help="Serve at once; train each task without a bundle in the background, one at a time."),
+    train_missing: bool = typer.Option(
+        False, "--train-missing", help="Serve at once; train each task without a bundle in the background, one at a time."
+    ),
     preset: str = typer.Option("quick", "--preset", help="Preset of the models --train-missing trains."),
 ) -> None:
     """Serve the Gradio hub: one tab per installed task."""

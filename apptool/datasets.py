@@ -1,4 +1,5 @@
 """Where a task's data comes from: its own readers and generator, or a reader another plugin adds."""
+
 from __future__ import annotations
 
 from pathlib import Path

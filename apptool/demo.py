@@ -4,15 +4,17 @@ Model calls run on ONNX Runtime through a :class:`~apptool.runtime.Predictor`
 and share one queue concurrency id, so the hub never runs two model calls at
 once on a small machine.  Errors a user can fix appear in the page as text.
 """
+
 from __future__ import annotations
 
 import functools
 import logging
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from apptool.errors import AppToolError
 
@@ -96,8 +98,10 @@ def readable_inputs(container) -> None:
                 raise
             except Exception as exc:
                 reason = _without_paths(str(exc)) or type(exc).__name__
-                raise gr.Error(f"{_label}: could not read {_upload_name(payload)!r} ({reason}). "
-                               "Upload a valid file of the kind this box expects.") from None
+                raise gr.Error(
+                    f"{_label}: could not read {_upload_name(payload)!r} ({reason}). "
+                    "Upload a valid file of the kind this box expects."
+                ) from None
 
         block.preprocess = preprocess
         block._apptool_readable = True

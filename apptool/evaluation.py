@@ -4,6 +4,7 @@ For a variant (``--variant fp16|int8``) the float32 graphs are evaluated on the
 same split in the same run, so the report carries the metric change the
 reduced precision costs, next to the size it saves.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,16 +31,28 @@ def evaluate_bundle(bundle_dir: Path, data_dir: Path | None = None, variant: str
     splits = task.load_data(config, Path(data_dir) if data_dir else None)
     runner = OnnxRunner(graph_dir, task.name, config["graphs"])
     metrics = task.evaluate(runner, splits.test, config, None)
-    metrics.update({"task": task.name, "provider": runner.provider, "test_samples": len(splits.test),
-                    "data": str(data_dir) if data_dir else "built-in generator", "variant": variant or "fp32"})
+    metrics.update(
+        {
+            "task": task.name,
+            "provider": runner.provider,
+            "test_samples": len(splits.test),
+            "data": str(data_dir) if data_dir else "built-in generator",
+            "variant": variant or "fp32",
+        }
+    )
     if variant:
         baseline = task.evaluate(OnnxRunner(Path(bundle_dir), task.name, config["graphs"]), splits.test, config, None)
-        numeric = [k for k in task.metrics if isinstance(metrics.get(k), (int, float)) and isinstance(baseline.get(k), (int, float))]
+        numeric = [
+            k for k in task.metrics if isinstance(metrics.get(k), (int, float)) and isinstance(baseline.get(k), (int, float))
+        ]
         graphs = info.get("graphs", {}).values()
-        metrics.update({
-            "fp32": {k: baseline[k] for k in numeric},
-            "delta": {k: metrics[k] - baseline[k] for k in numeric},
-            "bytes": sum(g["bytes"] for g in graphs), "fp32_bytes": sum(g["fp32_bytes"] for g in graphs),
-            "kept_float32": sorted({op for g in graphs for op in g["kept_float32"]}),
-        })
+        metrics.update(
+            {
+                "fp32": {k: baseline[k] for k in numeric},
+                "delta": {k: metrics[k] - baseline[k] for k in numeric},
+                "bytes": sum(g["bytes"] for g in graphs),
+                "fp32_bytes": sum(g["fp32_bytes"] for g in graphs),
+                "kept_float32": sorted({op for g in graphs for op in g["kept_float32"]}),
+            }
+        )
     return metrics

@@ -4,6 +4,7 @@
 (several batch sizes, lengths or image sizes) is run through torch and ONNX
 Runtime; a difference past the graph's tolerance fails the export.
 """
+
 from __future__ import annotations
 
 import io
@@ -43,9 +44,17 @@ def _to_onnx_bytes(graph: Graph) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
-        torch.onnx.export(graph.module.eval(), example, buffer, input_names=list(graph.input_names),
-                          output_names=list(graph.output_names), dynamic_axes=graph.dynamic_axes,
-                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            graph.module.eval(),
+            example,
+            buffer,
+            input_names=list(graph.input_names),
+            output_names=list(graph.output_names),
+            dynamic_axes=graph.dynamic_axes,
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     return buffer.getvalue()
 
 
@@ -75,12 +84,16 @@ def parity(graph: Graph, path: Path) -> float:
         got = dict(zip(graph.output_names, session.run(list(graph.output_names), feeds)))
         for name in graph.output_names:
             if expected[name].shape != got[name].shape:
-                raise ExportError(f"graph {graph.name!r} output {name!r}: torch shape {expected[name].shape}, "
-                                  f"ONNX Runtime shape {got[name].shape} for inputs {_shapes(feeds)}")
+                raise ExportError(
+                    f"graph {graph.name!r} output {name!r}: torch shape {expected[name].shape}, "
+                    f"ONNX Runtime shape {got[name].shape} for inputs {_shapes(feeds)}"
+                )
             diff = float(np.max(np.abs(expected[name].astype(np.float64) - got[name].astype(np.float64)), initial=0.0))
             if diff > graph.atol or not np.isfinite(diff):
-                raise ExportError(f"graph {graph.name!r} output {name!r}: torch and ONNX Runtime differ by {diff:.3g} "
-                                  f"(tolerance {graph.atol:g}) for inputs {_shapes(feeds)}")
+                raise ExportError(
+                    f"graph {graph.name!r} output {name!r}: torch and ONNX Runtime differ by {diff:.3g} "
+                    f"(tolerance {graph.atol:g}) for inputs {_shapes(feeds)}"
+                )
             worst = max(worst, diff)
     return worst
 

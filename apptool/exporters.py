@@ -1,8 +1,9 @@
 """Exporters by format, one function each under one decorator; plugins add more via ``apptool_exporters``."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from apptool.errors import ConfigError
 

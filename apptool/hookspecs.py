@@ -3,6 +3,7 @@
 Hooks are called on all plugins and their results collected in a list, unless
 a docstring says *firstresult* (the first non-None answer wins).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

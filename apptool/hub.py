@@ -6,6 +6,7 @@ demo through ``gr.render`` once the bundle is ready, without a page reload.
 Model calls share one queue concurrency id; the queue is bounded (a full queue
 answers "busy", it does not pile up requests in memory) and uploads are capped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,9 +80,11 @@ class Models:
         if job is not None and job.state != "done":
             return progress_markdown(job, int(task.config(job.preset)["train"]["epochs"]), title)
         target = bundle_path(self.bundles, name)
-        return (f"**No usable model for {title}.** {self._errors.get(name, '')}\n\n"
-                f"Train one with `apptool train {name} --preset quick --out {target}` (or start the hub with "
-                "`apptool demo --train-missing`); this tab turns usable by itself once the bundle appears.")
+        return (
+            f"**No usable model for {title}.** {self._errors.get(name, '')}\n\n"
+            f"Train one with `apptool train {name} --preset quick --out {target}` (or start the hub with "
+            "`apptool demo --train-missing`); this tab turns usable by itself once the bundle appears."
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per task: status, test metrics and the ONNX Runtime provider really in use."""
@@ -95,17 +98,26 @@ class Models:
                 row.update(status=state, metrics={}, provider=None, preset=None)
             else:
                 test = read_metrics(ctx.predictor.bundle_dir).get("test", {})
-                row.update(status="ready", provider=ctx.predictor.provider, preset=ctx.config.get("preset"),
-                           metrics={k: test[k] for k in task.metrics if isinstance(test.get(k), (int, float))})
+                row.update(
+                    status="ready",
+                    provider=ctx.predictor.provider,
+                    preset=ctx.config.get("preset"),
+                    metrics={k: test[k] for k in task.metrics if isinstance(test.get(k), (int, float))},
+                )
             rows.append(row)
         return rows
 
 
 def header_markdown(rows: list[dict[str, Any]]) -> str:
     """The page header: every model, its held-out metrics and the provider it runs on."""
-    lines = ["# apptool demo hub", "",
-             "Each tab runs a trained bundle on ONNX Runtime; metrics are on the task's held-out test split.", "",
-             "| task | model | test metrics | ONNX Runtime provider |", "|---|---|---|---|"]
+    lines = [
+        "# apptool demo hub",
+        "",
+        "Each tab runs a trained bundle on ONNX Runtime; metrics are on the task's held-out test split.",
+        "",
+        "| task | model | test metrics | ONNX Runtime provider |",
+        "|---|---|---|---|",
+    ]
     for row in rows:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in row["metrics"].items()) or "-"
         model = f"`{row['preset']}` preset" if row["status"] == "ready" else row["status"]
@@ -140,8 +152,7 @@ def _pending_tab(hub, name: str, task: Task, models: Models) -> None:
 
     # queued (without a concurrency limit): the page reacts to a State change only after a queued event
     for trigger in (timer.tick, hub.load):
-        trigger(poll, None, [status, ready, timer], show_progress="hidden", concurrency_limit=None,
-                api_visibility="undocumented")
+        trigger(poll, None, [status, ready, timer], show_progress="hidden", concurrency_limit=None, api_visibility="undocumented")
 
     @gr.render(inputs=ready, triggers=[ready.change])
     def body(usable):
@@ -150,8 +161,9 @@ def _pending_tab(hub, name: str, task: Task, models: Models) -> None:
             _task_demo(task, ctx)
 
 
-def build_hub(bundles: Path, tasks: list[str] | None = None, trainer: BackgroundTrainer | None = None,
-              queue_size: int = QUEUE_MAX_SIZE):
+def build_hub(
+    bundles: Path, tasks: list[str] | None = None, trainer: BackgroundTrainer | None = None, queue_size: int = QUEUE_MAX_SIZE
+):
     """The hub's Blocks: a header, then one tab per installed task (or per name in ``tasks``)."""
     import gradio as gr
 
@@ -175,8 +187,7 @@ def build_hub(bundles: Path, tasks: list[str] | None = None, trainer: Background
             return header_markdown(models.rows()), gr.Timer(active=models.waiting())
 
         for trigger in (header_timer.tick, hub.load):
-            trigger(refresh, None, [header, header_timer], queue=False, show_progress="hidden",
-                    api_visibility="undocumented")
+            trigger(refresh, None, [header, header_timer], queue=False, show_progress="hidden", api_visibility="undocumented")
 
         def status() -> dict:
             """Every task's model: status, test metrics, ONNX Runtime provider."""
@@ -194,8 +205,7 @@ def configure_queue(blocks, max_size: int = QUEUE_MAX_SIZE):
 
 def launch_options(host: str = "127.0.0.1", port: int | None = 7860) -> dict[str, Any]:
     """Keyword arguments of ``Blocks.launch`` shared by ``apptool demo`` and the Space's app.py."""
-    return {"server_name": host, "server_port": port, "max_file_size": MAX_UPLOAD, "show_error": True,
-            "ssr_mode": False}
+    return {"server_name": host, "server_port": port, "max_file_size": MAX_UPLOAD, "show_error": True, "ssr_mode": False}
 
 
 def serve(hub, trainer: BackgroundTrainer | None, **options: Any) -> None:
@@ -209,8 +219,7 @@ def serve(hub, trainer: BackgroundTrainer | None, **options: Any) -> None:
             trainer.stop()
 
 
-def launch(bundles: Path, host: str = "127.0.0.1", port: int = 7860, train_missing: bool = False,
-           preset: str = "quick") -> None:
+def launch(bundles: Path, host: str = "127.0.0.1", port: int = 7860, train_missing: bool = False, preset: str = "quick") -> None:
     """``apptool demo``: serve at once; with ``train_missing``, train absent bundles in the background."""
     tasks = sorted(get_plugins().tasks)
     trainer = BackgroundTrainer.for_missing(Path(bundles), tasks, preset) if train_missing else None

@@ -2,11 +2,12 @@
 
 Every failure is an InputError naming the file and what was expected.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np

@@ -4,6 +4,7 @@ A plugin that fails to import, declares an API version this core does not
 implement, or raises from a hook is recorded in ``load_errors`` and skipped;
 the rest keep working.  ``APPTOOL_PLUGINS=a,b`` loads only the named entry points.
 """
+
 from __future__ import annotations
 
 import functools
@@ -129,4 +130,3 @@ def get_plugins() -> Plugins:
     """The process-wide plugin set, honouring ``APPTOOL_PLUGINS``."""
     only = os.environ.get("APPTOOL_PLUGINS")
     return Plugins([n.strip() for n in only.split(",") if n.strip()] if only else None)
-

@@ -1,9 +1,11 @@
 """``apptool predict``: ONNX Runtime over files, folders and videos; no torch on this path."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 

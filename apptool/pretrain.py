@@ -23,6 +23,7 @@ reproducible given the seed.  The bundle is a directory usable as
 names, so any loader of timm weights reads it), ``metrics.json`` (held-out
 source-task accuracy) and ``card.md``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,8 +47,26 @@ MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics, like timm's pretrained mode
 STD = (0.229, 0.224, 0.225)
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "crescent")
 TEXTURES = ("stripes", "checks", "dots", "clouds", "cells", "bricks", "wood", "waves", "zigzag", "speckle")
-PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
-          "coins", "page", "text", "moon", "brick", "grass", "gravel", "retina", "clock", "cell", "stereo_motorcycle")
+PHOTOS = (
+    "astronaut",
+    "camera",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "coins",
+    "page",
+    "text",
+    "moon",
+    "brick",
+    "grass",
+    "gravel",
+    "retina",
+    "clock",
+    "cell",
+    "stereo_motorcycle",
+)
 DIGITS = tuple(f"digit {d}" for d in range(10))
 #: Share of each photo's width (its right-hand strip) kept for held-out crops.
 PHOTO_TEST_STRIP = 0.25
@@ -55,8 +74,13 @@ PHOTO_TEST_STRIP = 0.25
 
 def class_names() -> list[str]:
     """The source task's classes, in label order."""
-    return ([f"shape: {s}" for s in SHAPES] + [f"texture: {t}" for t in TEXTURES]
-            + [f"photo: {p}" for p in PHOTOS] + ["photo: faces (lfw)"] + list(DIGITS))
+    return (
+        [f"shape: {s}" for s in SHAPES]
+        + [f"texture: {t}" for t in TEXTURES]
+        + [f"photo: {p}" for p in PHOTOS]
+        + ["photo: faces (lfw)"]
+        + list(DIGITS)
+    )
 
 
 # -- the source images ----------------------------------------------------------------
@@ -207,7 +231,7 @@ def _photo_crop(rng: np.random.Generator, size: int, index: int, test: bool) -> 
     side = max(side, 8)
     x = int(rng.integers(x0, x1 - side + 1))
     y = int(rng.integers(0, h - side + 1))
-    crop = photo[y:y + side, x:x + side]
+    crop = photo[y : y + side, x : x + side]
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
@@ -228,7 +252,7 @@ def _digit(rng: np.random.Generator, size: int, digit: int, test: bool) -> np.nd
     glyph = cv2.resize(glyph, (side, side), interpolation=cv2.INTER_CUBIC)
     alpha = np.zeros((size, size), np.float32)
     y, x = rng.integers(0, size - side + 1, 2)
-    alpha[y:y + side, x:x + side] = np.clip(glyph, 0, 1)
+    alpha[y : y + side, x : x + side] = np.clip(glyph, 0, 1)
     image = _background(rng, size)
     return image * (1 - alpha[..., None]) + _colour(rng) * alpha[..., None]
 
@@ -255,7 +279,7 @@ def _augment(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     if rng.random() < 0.25:
         side = int(size * rng.uniform(0.15, 0.35))
         y, x = rng.integers(0, size - side + 1, 2)
-        image[y:y + side, x:x + side] = rng.random(3)
+        image[y : y + side, x : x + side] = rng.random(3)
     return np.clip(image, 0, 1).astype(np.float32)
 
 
@@ -301,7 +325,7 @@ def _predict(model, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
 
     model.eval()
     with torch.no_grad():
-        out = [model(torch.from_numpy(images[s:s + batch_size])).argmax(1).numpy() for s in range(0, len(images), batch_size)]
+        out = [model(torch.from_numpy(images[s : s + batch_size])).argmax(1).numpy() for s in range(0, len(images), batch_size)]
     model.train()
     return np.concatenate(out)
 
@@ -309,36 +333,37 @@ def _predict(model, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
 def _group_accuracy(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Held-out accuracy per family of source classes (shape, texture, photo, digit)."""
     families = np.array([name.split(":")[0].split(" ")[0] for name in class_names()])
-    return {family: round(float((predicted == labels)[families[labels] == family].mean()), 4)
-            for family in dict.fromkeys(families)}
+    return {
+        family: round(float((predicted == labels)[families[labels] == family].mean()), 4) for family in dict.fromkeys(families)
+    }
 
 
 def _card(backbone: str, settings: dict[str, Any], metrics: dict[str, Any], out_dir: Path) -> str:
     classes = class_names()
-    return f"""# Pretrained backbone `{backbone}` (apptool pretrain, preset `{metrics['preset']}`)
+    return f"""# Pretrained backbone `{backbone}` (apptool pretrain, preset `{metrics["preset"]}`)
 
 A timm `{backbone}` trained by `apptool pretrain` offline, from nothing but what the machine holds,
 to give general image features for transfer learning (use it with `--pretrained {out_dir}`).
 
 ## What it was trained on
 
-A {len(classes)}-class image classification at {settings['size']}x{settings['size']} pixels:
+A {len(classes)}-class image classification at {settings["size"]}x{settings["size"]} pixels:
 
-- {len(SHAPES)} procedural shape classes ({', '.join(SHAPES)}) of random colour, size, place and angle on flat, gradient or noise backgrounds;
-- {len(TEXTURES)} procedural texture classes ({', '.join(TEXTURES)}) in random palettes, scales and orientations;
-- {len(PHOTOS) + 1} photo classes: random crops of the photos scikit-image ships ({', '.join(PHOTOS)}; the class is the photo), and the LFW faces subset;
+- {len(SHAPES)} procedural shape classes ({", ".join(SHAPES)}) of random colour, size, place and angle on flat, gradient or noise backgrounds;
+- {len(TEXTURES)} procedural texture classes ({", ".join(TEXTURES)}) in random palettes, scales and orientations;
+- {len(PHOTOS) + 1} photo classes: random crops of the photos scikit-image ships ({", ".join(PHOTOS)}; the class is the photo), and the LFW faces subset;
 - 10 digit classes: scikit-learn's handwritten digits at random scale, place and colours.
 
-Every training image is drawn fresh from a stream seeded by {metrics['seed']} and strongly augmented (flips,
-rotation, colour jitter, grey, blur, noise, cut-out): {metrics['steps']} steps of {settings['batch_size']} images
-= {metrics['images_seen']:,} images, AdamW (lr {settings['lr']}, cosine schedule, label smoothing 0.1),
-in {metrics['seconds']} s on {metrics['device']} ({metrics['cpu_seconds']} s of CPU time over
-{metrics['torch_threads']} thread(s); the wall time depends on what else the machine runs).
+Every training image is drawn fresh from a stream seeded by {metrics["seed"]} and strongly augmented (flips,
+rotation, colour jitter, grey, blur, noise, cut-out): {metrics["steps"]} steps of {settings["batch_size"]} images
+= {metrics["images_seen"]:,} images, AdamW (lr {settings["lr"]}, cosine schedule, label smoothing 0.1),
+in {metrics["seconds"]} s on {metrics["device"]} ({metrics["cpu_seconds"]} s of CPU time over
+{metrics["torch_threads"]} thread(s); the wall time depends on what else the machine runs).
 
 ## Held-out source-task accuracy
 
-**{metrics['source_test_accuracy']:.3f}** on {metrics['test_images']} held-out images (chance {1 / len(classes):.3f});
-by family: {', '.join(f'{k} {v:.3f}' for k, v in metrics['family_accuracy'].items())}.  Held out:
+**{metrics["source_test_accuracy"]:.3f}** on {metrics["test_images"]} held-out images (chance {1 / len(classes):.3f});
+by family: {", ".join(f"{k} {v:.3f}" for k, v in metrics["family_accuracy"].items())}.  Held out:
 photo crops from a strip of each photo that training never sees ({PHOTO_TEST_STRIP:.0%} of its width), digits
 and faces of held-out samples, unaugmented.
 
@@ -380,7 +405,8 @@ def pretrain(backbone: str, out_dir: Path, preset: str = "quick", seed: int = 0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=0.05)
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))
+    )
     test_images, test_labels = source_test_set(seed, int(settings["test_per_class"]), size)
     history: list[dict[str, Any]] = []
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -407,16 +433,35 @@ def pretrain(backbone: str, out_dir: Path, preset: str = "quick", seed: int = 0)
         progress.update(evaluating, total=1, completed=1, description=f"held-out accuracy {accuracy:.3f}")
     seconds = round(time.perf_counter() - started, 1)
     metrics = {
-        "source_test_accuracy": accuracy, "test_images": int(len(test_labels)), "chance": 1 / len(classes),
+        "source_test_accuracy": accuracy,
+        "test_images": int(len(test_labels)),
+        "chance": 1 / len(classes),
         "family_accuracy": _group_accuracy(predicted, test_labels),
-        "steps": steps, "images_seen": steps * batch_size, "seconds": seconds, "preset": preset, "seed": seed,
+        "steps": steps,
+        "images_seen": steps * batch_size,
+        "seconds": seconds,
+        "preset": preset,
+        "seed": seed,
         "cpu_seconds": round(time.process_time() - cpu_started, 1),
-        "device": "cpu", "torch_threads": torch.get_num_threads(), "history": history,
+        "device": "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "history": history,
     }
     config = {
-        "kind": "backbone", "backbone": backbone, "timm_model": arch, "timm_kwargs": kwargs, "in_chans": 3,
-        "num_classes": len(classes), "classes": classes, "input_size": [3, size, size], "mean": list(MEAN),
-        "std": list(STD), "preset": preset, "seed": seed, "settings": settings, "apptool_version": __version__,
+        "kind": "backbone",
+        "backbone": backbone,
+        "timm_model": arch,
+        "timm_kwargs": kwargs,
+        "in_chans": 3,
+        "num_classes": len(classes),
+        "classes": classes,
+        "input_size": [3, size, size],
+        "mean": list(MEAN),
+        "std": list(STD),
+        "preset": preset,
+        "seed": seed,
+        "settings": settings,
+        "apptool_version": __version__,
         "source_task": "procedural shapes and textures, scikit-image photo crops, scikit-learn digits",
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 config.json is written last: a directory without it is not a bundle, so a run
 killed half-way never leaves something that looks complete.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,13 +55,13 @@ def model_card(task: Task, config: dict[str, Any], metrics: dict[str, Any]) -> s
 
 {task.description}
 
-- task: `{task.name}` (plugin {config.get('plugin_version')}, apptool {config.get('apptool_version')})
-- model: {', '.join(f'{k}={v}' for k, v in model.items()) or 'task default'}
-- trained on: {config.get('data_source')} ({training.get('train_samples')} training samples, preset `{config.get('preset')}`, seed {config.get('seed')})
-- training: {training.get('epochs_run')} epochs in {training.get('seconds')} s on {training.get('device')}
-- ONNX graphs: {', '.join(f'`{g}.onnx`' for g in config['graphs'])}; torch/ONNX Runtime max abs difference {', '.join(f'{g}: {d:.2e}' for g, d in parity.items())}
+- task: `{task.name}` (plugin {config.get("plugin_version")}, apptool {config.get("apptool_version")})
+- model: {", ".join(f"{k}={v}" for k, v in model.items()) or "task default"}
+- trained on: {config.get("data_source")} ({training.get("train_samples")} training samples, preset `{config.get("preset")}`, seed {config.get("seed")})
+- training: {training.get("epochs_run")} epochs in {training.get("seconds")} s on {training.get("device")}
+- ONNX graphs: {", ".join(f"`{g}.onnx`" for g in config["graphs"])}; torch/ONNX Runtime max abs difference {", ".join(f"{g}: {d:.2e}" for g, d in parity.items())}
 
-## Metrics on the held-out test split ({training.get('test_samples')} samples, ONNX Runtime)
+## Metrics on the held-out test split ({training.get("test_samples")} samples, ONNX Runtime)
 
 | metric | value |
 |---|---|

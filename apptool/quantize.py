@@ -9,6 +9,7 @@ data.  An op type the installed ONNX Runtime has no kernel for in the reduced
 precision is kept in float32 and listed in ``variant.json``, so a variant always
 loads on the CPU provider, the one every deployment has.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,9 @@ import logging
 import re
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from apptool.bundle import atomic_write_bytes, atomic_write_json, read_config, read_json
 from apptool.errors import ConfigError, ExportError
@@ -32,8 +34,13 @@ MAX_ATTEMPTS = 8  # each attempt keeps one more op type (or node) in float32
 MISSING_KERNEL = re.compile(r"implementation for (\w+)\(")
 MISTYPED_NODE = re.compile(r"Type Error: .*? (?:in|of) node \((.*?)\)")
 #: quantized op -> the float op types it replaces (excluded together when ONNX Runtime cannot run it)
-QUANTIZED_FROM = {"ConvInteger": ("Conv",), "MatMulInteger": ("MatMul", "Gemm"), "DynamicQuantizeLSTM": ("LSTM",),
-                  "DynamicQuantizeMatMul": ("MatMul", "Gemm"), "MatMulIntegerToFloat": ("MatMul", "Gemm")}
+QUANTIZED_FROM = {
+    "ConvInteger": ("Conv",),
+    "MatMulInteger": ("MatMul", "Gemm"),
+    "DynamicQuantizeLSTM": ("LSTM",),
+    "DynamicQuantizeMatMul": ("MatMul", "Gemm"),
+    "MatMulIntegerToFloat": ("MatMul", "Gemm"),
+}
 
 
 def variant_dir(bundle_dir: Path, name: str) -> Path:
@@ -129,8 +136,12 @@ def to_fp16(source: Path) -> tuple[bytes, list[str]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tiny constants (eps 1e-12) clamped to float16's range, as intended
             ops, nodes = split_kept(kept)
-            model = float16.convert_float_to_float16(copy.deepcopy(original), keep_io_types=True, node_block_list=nodes,
-                                                     op_block_list=float16.DEFAULT_OP_BLOCK_LIST + ops)
+            model = float16.convert_float_to_float16(
+                copy.deepcopy(original),
+                keep_io_types=True,
+                node_block_list=nodes,
+                op_block_list=float16.DEFAULT_OP_BLOCK_LIST + ops,
+            )
         return _tag(model, "fp16")
 
     return _convert(source, attempt, lambda problem: (problem,))
@@ -160,8 +171,15 @@ def to_int8(source: Path) -> tuple[bytes, list[str]]:
         ops, nodes = split_kept(kept)
         with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
             target = Path(tmp) / "int8.onnx"
-            quantize_dynamic(source, target, op_types_to_quantize=sorted(quantizable - set(ops)), per_channel=True,
-                             nodes_to_exclude=nodes, weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+            quantize_dynamic(
+                source,
+                target,
+                op_types_to_quantize=sorted(quantizable - set(ops)),
+                per_channel=True,
+                nodes_to_exclude=nodes,
+                weight_type=QuantType.QInt8,
+                extra_options={"MatMulConstBOnly": True},
+            )
             return _tag(onnx.load(str(target)), "int8")
 
     return _convert(source, attempt, lambda problem: QUANTIZED_FROM.get(problem, (problem,)))
@@ -186,8 +204,12 @@ def export_variant(name: str, bundle_dir: Path, out_dir: Path | None) -> Path:
             raise ExportError(f"{source}: missing; run `apptool export {bundle_dir}` first")
         data, kept = CONVERTERS[name](source)
         atomic_write_bytes(target / f"{graph}.onnx", data)
-        info["graphs"][graph] = {"source_sha256": file_digest(source), "kept_float32": kept,
-                                 "bytes": len(data), "fp32_bytes": source.stat().st_size}
+        info["graphs"][graph] = {
+            "source_sha256": file_digest(source),
+            "kept_float32": kept,
+            "bytes": len(data),
+            "fp32_bytes": source.stat().st_size,
+        }
     task = get_plugins().task(config["task"])
     runner = OnnxRunner(target, task.name, config["graphs"], ["CPUExecutionProvider"])
     try:
@@ -205,8 +227,7 @@ def variant_info(bundle_dir: Path, name: str) -> dict[str, Any]:
     for graph, entry in info.get("graphs", {}).items():
         source = Path(bundle_dir) / f"{graph}.onnx"
         if source.is_file() and file_digest(source) != entry.get("source_sha256"):
-            raise ConfigError(f"{folder}: made from an older {source.name}; re-run "
-                              f"`apptool export {bundle_dir} --format {name}`")
+            raise ConfigError(f"{folder}: made from an older {source.name}; re-run `apptool export {bundle_dir} --format {name}`")
     return info
 
 
@@ -220,4 +241,3 @@ def export_fp16(bundle_dir: Path, out_dir: Path | None) -> Path:
 def export_int8(bundle_dir: Path, out_dir: Path | None) -> Path:
     """Dynamically quantized int8 graphs in ``BUNDLE/variants/int8``."""
     return export_variant("int8", bundle_dir, out_dir)
-

@@ -5,13 +5,15 @@ installed build offers; the provider a session really got is read back from
 ``session.get_providers()`` (onnxruntime-gpu lists CUDA even on a machine
 without a GPU, then silently runs on the CPU).
 """
+
 from __future__ import annotations
 
 import ctypes
 import functools
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +39,7 @@ PROVIDER_LIBRARIES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _library_loads(provider: str) -> bool:
     for name in PROVIDER_LIBRARIES.get(provider, ()):
         try:

@@ -10,13 +10,15 @@ methods that train or export.  The split is:
   ``render``, ``demo``, ``sample_inputs`` — they talk to a model only through a
   :class:`Runner`, so the same code runs over torch and over ONNX Runtime.
 """
+
 from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -174,9 +176,7 @@ class Task(ABC):
         """Preprocess raw items, run the graphs, postprocess to JSON-ready dicts."""
 
     @abstractmethod
-    def evaluate(
-        self, runner: Runner, dataset: Any, config: dict[str, Any], out_dir: Path | None = None
-    ) -> dict[str, Any]:
+    def evaluate(self, runner: Runner, dataset: Any, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
         """The field's metrics on a held-out dataset; may write plots into ``out_dir``."""
 
     @abstractmethod

@@ -12,6 +12,7 @@ the task builds, a few steps on a fixed batch lower the loss, the bundle
 round-trips, export passes parity, predict runs without torch, the demo tab
 builds and answers through gradio_client, and bad inputs give clear errors.
 """
+
 from __future__ import annotations
 
 import json
@@ -153,8 +154,9 @@ class TaskConformance:
         cls = type(task)
         module = sys.modules[cls.__module__]
         items_file = _save_items(task.sample_inputs(config, 2, seed=3), tmp_path)
-        script = NO_TORCH_PREDICT.format(root=_import_root(module), module=cls.__module__, cls=cls.__qualname__,
-                                         bundle=str(bundle), items_file=str(items_file))
+        script = NO_TORCH_PREDICT.format(
+            root=_import_root(module), module=cls.__module__, cls=cls.__qualname__, bundle=str(bundle), items_file=str(items_file)
+        )
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -195,9 +197,8 @@ class TaskConformance:
         from apptool.runtime import Predictor
 
         ctx = DemoContext(Predictor(bundle, task=task), work_dir=tmp_path)
-        with gr.Blocks() as blocks:
-            with gr.Tab(task.title or task.name):
-                task.demo(ctx)
+        with gr.Blocks() as blocks, gr.Tab(task.title or task.name):
+            task.demo(ctx)
         blocks.queue()
         port = free_port()
         blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)

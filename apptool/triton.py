@@ -11,6 +11,7 @@ in the repository says how a client chains multi-graph bundles: a Triton
 ensemble runs a fixed graph once and cannot express a beam-search or streaming
 loop, so the client drives the loop, as the task's own ``predict`` does.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -25,9 +26,20 @@ from apptool.exporters import exporter
 PLATFORM = "onnxruntime_onnx"
 MAX_BATCH_SIZE = 16
 TRITON_TYPES = {  # onnx.TensorProto data type -> Triton data type
-    1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 4: "TYPE_UINT16", 5: "TYPE_INT16", 6: "TYPE_INT32",
-    7: "TYPE_INT64", 8: "TYPE_STRING", 9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 12: "TYPE_UINT32",
-    13: "TYPE_UINT64", 16: "TYPE_BF16",
+    1: "TYPE_FP32",
+    2: "TYPE_UINT8",
+    3: "TYPE_INT8",
+    4: "TYPE_UINT16",
+    5: "TYPE_INT16",
+    6: "TYPE_INT32",
+    7: "TYPE_INT64",
+    8: "TYPE_STRING",
+    9: "TYPE_BOOL",
+    10: "TYPE_FP16",
+    11: "TYPE_FP64",
+    12: "TYPE_UINT32",
+    13: "TYPE_UINT64",
+    16: "TYPE_BF16",
 }
 DYNAMIC = -1
 
@@ -81,9 +93,13 @@ def _tensor_block(tensor: Tensor, batched: bool) -> str:
 def config_pbtxt(name: str, inputs: list[Tensor], outputs: list[Tensor], max_batch_size: int = MAX_BATCH_SIZE) -> str:
     """The config.pbtxt text of one model, batched when the graph's tensors share a batch axis."""
     batched = bool(batch_axis(inputs + outputs)) and max_batch_size > 0
-    parts = [f'name: "{name}"', f'platform: "{PLATFORM}"', f"max_batch_size: {max_batch_size if batched else 0}",
-             "input [\n" + ",\n".join(_tensor_block(t, batched) for t in inputs) + "\n]",
-             "output [\n" + ",\n".join(_tensor_block(t, batched) for t in outputs) + "\n]"]
+    parts = [
+        f'name: "{name}"',
+        f'platform: "{PLATFORM}"',
+        f"max_batch_size: {max_batch_size if batched else 0}",
+        "input [\n" + ",\n".join(_tensor_block(t, batched) for t in inputs) + "\n]",
+        "output [\n" + ",\n".join(_tensor_block(t, batched) for t in outputs) + "\n]",
+    ]
     if batched:
         parts.append("dynamic_batching { }")
     parts.append("instance_group [ { count: 1, kind: KIND_AUTO } ]")
@@ -102,7 +118,7 @@ def _stem(name: str) -> str:
             return name[: -len(affix)]
     for affix in ("out_", "in_", "next_", "new_", "prev_"):
         if name.startswith(affix):
-            return name[len(affix):]
+            return name[len(affix) :]
     return name
 
 
@@ -121,18 +137,21 @@ def connections(tensors: dict[str, tuple[list[Tensor], list[Tensor]]]) -> list[t
 
 
 def _describe(tensors: list[Tensor]) -> str:
-    return ", ".join(f"`{t.name}` {t.data_type[5:].lower()}[{', '.join(s or str(d) for d, s in zip(t.dims, t.symbols))}]"
-                     for t in tensors)
+    return ", ".join(
+        f"`{t.name}` {t.data_type[5:].lower()}[{', '.join(s or str(d) for d, s in zip(t.dims, t.symbols))}]" for t in tensors
+    )
 
 
-def readme(config: dict[str, Any], names: dict[str, str], tensors: dict[str, tuple[list[Tensor], list[Tensor]]],
-           predict_module: str) -> str:
+def readme(
+    config: dict[str, Any], names: dict[str, str], tensors: dict[str, tuple[list[Tensor], list[Tensor]]], predict_module: str
+) -> str:
     """How to serve the repository, what each model takes, and how a client chains the graphs."""
     task = config["task"]
     rows = "\n".join(
         f"| `{names[g]}` | `{g}.onnx` | {_describe(i)} | {_describe(o)} | "
         f"{'dynamic, max_batch_size ' + str(MAX_BATCH_SIZE) if batch_axis(i + o) else 'none (max_batch_size 0, full dims)'} |"
-        for g, (i, o) in tensors.items())
+        for g, (i, o) in tensors.items()
+    )
     text = f"""# Triton model repository: apptool task `{task}`
 
 Written by `apptool export BUNDLE --format triton`. Serve it with the onnxruntime backend:
@@ -176,11 +195,17 @@ def chaining(names: dict[str, str], tensors: dict[str, tuple[list[Tensor], list[
         loop = [(o, i) for s, o, t, i in links if s == t == g]
         role = "chained with the others below" if g in chained else "independent: it does its job on its own"
         if loop:
-            role += "; called repeatedly, its " + ", ".join(f"`{o}`" for o, _ in loop) + " fed back as " + ", ".join(
-                f"`{i}`" for _, i in loop) + " on the next call (zeros, or what feeds them, on the first)"
+            role += (
+                "; called repeatedly, its "
+                + ", ".join(f"`{o}`" for o, _ in loop)
+                + " fed back as "
+                + ", ".join(f"`{i}`" for _, i in loop)
+                + " on the next call (zeros, or what feeds them, on the first)"
+            )
         roles.append(f"- `{names[g]}`: {role}")
-    lines = [f"- `{names[s]}` output `{o}` → `{names[t]}` input `{i}`" + (" (next call)" if s == t else "")
-             for s, o, t, i in links]
+    lines = [
+        f"- `{names[s]}` output `{o}` → `{names[t]}` input `{i}`" + (" (next call)" if s == t else "") for s, o, t, i in links
+    ]
     client = [f"- `{names[g]}` `{t.name}`" for g, (ins, _) in tensors.items() for t in ins if (g, t.name) not in fed]
     results = [f"- `{names[g]}` `{t.name}`" for g, (_, outs) in tensors.items() for t in outs if (g, t.name) not in used]
     order = " → ".join(f"`{names[g]}`" for g in chained) or "none: each model is called on its own"
@@ -198,13 +223,13 @@ replace each `runner.run` with a Triton inference request to the model named her
 Call order of the chained models: {order}
 
 Outputs feeding inputs:
-{chr(10).join(lines) or '- none found by name: see the reference client'}
+{chr(10).join(lines) or "- none found by name: see the reference client"}
 
 Inputs the client supplies (from the data, or chosen from earlier outputs, e.g. the next token of each beam):
-{chr(10).join(client) or '- none'}
+{chr(10).join(client) or "- none"}
 
 Outputs the client reads:
-{chr(10).join(results) or '- none'}
+{chr(10).join(results) or "- none"}
 """
 
 
@@ -233,4 +258,3 @@ def export_triton(bundle_dir: Path, out_dir: Path | None) -> Path:
     atomic_write_json(repo / "apptool-config.json", config)
     atomic_write_bytes(repo / "README.md", readme(config, names, tensors, predict_module).encode())
     return repo
-

@@ -17,6 +17,7 @@ Run from the repository root::
     python benchmarks/dbn_hashing_table.py                  # digits, quick preset, seed 0
     python benchmarks/dbn_hashing_table.py --data DIR --preset full
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,11 @@ def bit_agreement(bundle: Path, task, images: np.ndarray) -> dict[str, float]:
     model, config, _ = load_model(bundle, task)
     eager = task.encode(TorchRunner(task.graphs(model, config)), images)
     onnx = task.encode(Predictor(bundle, task=task).runner, images)
-    return {"bit_agreement": float((eager["bits"] == onnx["bits"]).mean()),
-            "min_abs_logit": float(np.abs(onnx["logits"]).min()),
-            "max_logit_diff": float(np.abs(eager["logits"] - onnx["logits"]).max())}
+    return {
+        "bit_agreement": float((eager["bits"] == onnx["bits"]).mean()),
+        "min_abs_logit": float(np.abs(onnx["logits"]).min()),
+        "max_logit_diff": float(np.abs(eager["logits"] - onnx["logits"]).max()),
+    }
 
 
 def main() -> None:
@@ -66,20 +69,28 @@ def main() -> None:
         images = np.concatenate([splits.test.images, splits.test.database.images])
         rows.append({"bits": bits, "train_seconds": round(seconds, 1), **metrics, **bit_agreement(bundle, task, images)})
 
-    print(f"\nHamming retrieval on {args.data or 'the built-in digits'} (queries = test split, database = train split), "
-          f"preset {args.preset}, seed {args.seed}, ONNX Runtime ({rows[0]['provider']})\n")
+    print(
+        f"\nHamming retrieval on {args.data or 'the built-in digits'} (queries = test split, database = train split), "
+        f"preset {args.preset}, seed {args.seed}, ONNX Runtime ({rows[0]['provider']})\n"
+    )
     print("| method | bits | mAP | precision@10 | precision r≤2 | found r≤2 |")
     print("|---|---|---|---|---|---|")
     for name, prefix in (("DBN (pretrained RBMs + autoencoder)", ""), ("LSH (random projections)", "lsh_"), ("PCA-ITQ", "itq_")):
         for row in rows:
-            cells = [row.get(f"{prefix}map"), row.get(f"{prefix}precision_at_10"), row.get(f"{prefix}precision_r2"),
-                     row.get(f"{prefix}r2_found")]
+            cells = [
+                row.get(f"{prefix}map"),
+                row.get(f"{prefix}precision_at_10"),
+                row.get(f"{prefix}precision_r2"),
+                row.get(f"{prefix}r2_found"),
+            ]
             print(f"| {name} | {row['bits']} | " + " | ".join("n/a" if c is None else f"{c:.3f}" for c in cells) + " |")
     print("\n| bits | DBN training s | ONNX vs torch bit agreement | min abs code logit | max abs logit diff |")
     print("|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['bits']} | {row['train_seconds']} | {row['bit_agreement']:.6f} | {row['min_abs_logit']:.3g} | "
-              f"{row['max_logit_diff']:.2g} |")
+        print(
+            f"| {row['bits']} | {row['train_seconds']} | {row['bit_agreement']:.6f} | {row['min_abs_logit']:.3g} | "
+            f"{row['max_logit_diff']:.2g} |"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.json").write_text(json.dumps(rows, indent=2, default=str))
 

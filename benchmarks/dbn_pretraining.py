@@ -23,6 +23,7 @@ Run from the repository root::
     python benchmarks/dbn_pretraining.py                    # digits, 3 seeds, both heads
     python benchmarks/dbn_pretraining.py --heads classify --seeds 0 1 2 3 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heads", nargs="+", default=["classify", "autoencoder"], choices=sorted(FIGURE))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--random-budgets", type=int, nargs="+", default=[1],
-                        help="fine-tuning budgets (multiples of the preset's epochs) for the random-init arm")
+    parser.add_argument(
+        "--random-budgets",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="fine-tuning budgets (multiples of the preset's epochs) for the random-init arm",
+    )
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("artifacts/dbn_pretraining"))
@@ -59,8 +65,14 @@ def main() -> None:
         for arm, (pretrain, budget) in arms.items():
             for seed in args.seeds:
                 base = task.config(args.preset)
-                config = task.config(args.preset, {"seed": seed, "model": {"head": head, "pretrain": pretrain},
-                                                   "train": {"epochs": base["train"]["epochs"] * budget}})
+                config = task.config(
+                    args.preset,
+                    {
+                        "seed": seed,
+                        "model": {"head": head, "pretrain": pretrain},
+                        "train": {"epochs": base["train"]["epochs"] * budget},
+                    },
+                )
                 out = args.out / f"{head}-{'pre' if pretrain else 'rand'}-x{budget}-seed{seed}"
                 started = time.perf_counter()
                 train(task, config, out, args.data, progress=False)
@@ -68,17 +80,28 @@ def main() -> None:
                 log = out / "pretraining.json"
                 pre_seconds = json.loads(log.read_text())["seconds"] if log.exists() else 0.0
                 value = read_metrics(out)["test"][key]
-                results.append({"head": head, "arm": arm, "seed": seed, "epochs": config["train"]["epochs"],
-                                key: value, "seconds": round(seconds, 1), "pretraining_seconds": pre_seconds})
+                results.append(
+                    {
+                        "head": head,
+                        "arm": arm,
+                        "seed": seed,
+                        "epochs": config["train"]["epochs"],
+                        key: value,
+                        "seconds": round(seconds, 1),
+                        "pretraining_seconds": pre_seconds,
+                    }
+                )
                 print(f"{head:12s} {arm:36s} seed {seed}: {key} {value:.4f} ({seconds:.0f} s)", flush=True)
 
     config = task.config(args.preset)
     m = config["model"]
     shape = json.loads((out / "config.json").read_text())["input_shape"]
-    print(f"\nDBN {'-'.join(map(str, [int(np.prod(shape)), *m['hidden'], m['bits']]))} on {args.data or 'the built-in digits'}, "
-          f"preset {args.preset}; fine-tuning {config['train']['epochs']} epochs, {config['train']['optimizer']} "
-          f"lr {config['train']['lr']}, batch {config['train']['batch_size']}; RBMs {m['rbm']['epochs']} epochs of "
-          f"CD-{m['rbm']['cd_k']}; seeds {args.seeds}; test split, ONNX Runtime\n")
+    print(
+        f"\nDBN {'-'.join(map(str, [int(np.prod(shape)), *m['hidden'], m['bits']]))} on {args.data or 'the built-in digits'}, "
+        f"preset {args.preset}; fine-tuning {config['train']['epochs']} epochs, {config['train']['optimizer']} "
+        f"lr {config['train']['lr']}, batch {config['train']['batch_size']}; RBMs {m['rbm']['epochs']} epochs of "
+        f"CD-{m['rbm']['cd_k']}; seeds {args.seeds}; test split, ONNX Runtime\n"
+    )
     print("| head | arm | fine-tuning epochs | figure | mean ± std | per seed | pretraining s |")
     print("|---|---|---|---|---|---|---|")
     for head in args.heads:
@@ -86,8 +109,10 @@ def main() -> None:
         for arm in arms:
             rows = [r for r in results if r["head"] == head and r["arm"] == arm]
             values = np.array([r[key] for r in rows])
-            print(f"| {head} | {arm} | {rows[0]['epochs']} | {label} | {values.mean():.4f} ± {values.std():.4f} | "
-                  f"{', '.join(f'{v:.4f}' for v in values)} | {np.mean([r['pretraining_seconds'] for r in rows]):.1f} |")
+            print(
+                f"| {head} | {arm} | {rows[0]['epochs']} | {label} | {values.mean():.4f} ± {values.std():.4f} | "
+                f"{', '.join(f'{v:.4f}' for v in values)} | {np.mean([r['pretraining_seconds'] for r in rows]):.1f} |"
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.json").write_text(json.dumps(results, indent=2))
 

@@ -15,6 +15,7 @@ Run from the repository root::
     python benchmarks/hamming_search.py                   # 1,000,000 codes, 64 bits, top-10
     python benchmarks/hamming_search.py --threads 1 --json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,6 @@ import os
 import time
 
 import numpy as np
-
 from apptool_dbn_hashing.index import HammingIndex, have_faiss
 
 
@@ -67,9 +67,18 @@ def main() -> None:
     queries = rng.integers(0, 256, (args.queries, nbytes), dtype=np.uint8)
     bandwidth = copy_bandwidth()
     scan_bytes = database.nbytes
-    report = {"n": args.n, "bits": args.bits, "k": args.k, "queries": args.queries, "threads": args.threads,
-              "cpu_count": os.cpu_count(), "copy_bandwidth_gb_s": bandwidth / 1e9, "scan_mb_per_query": scan_bytes / 1e6,
-              "bandwidth_bound_qps": bandwidth / scan_bytes, "index_backend_when_installed": HammingIndex(args.bits).backend}
+    report = {
+        "n": args.n,
+        "bits": args.bits,
+        "k": args.k,
+        "queries": args.queries,
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "copy_bandwidth_gb_s": bandwidth / 1e9,
+        "scan_mb_per_query": scan_bytes / 1e6,
+        "bandwidth_bound_qps": bandwidth / scan_bytes,
+        "index_backend_when_installed": HammingIndex(args.bits).backend,
+    }
 
     ours = HammingIndex(args.bits, "numpy", threads=args.threads)
     ours.add(database)
@@ -86,15 +95,23 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"Hamming top-{args.k} over {args.n:,} {args.bits}-bit codes, {args.queries} queries, {args.threads} thread(s) "
-          f"of {os.cpu_count()} cores")
-    print(f"memory bandwidth (numpy copy, read+write): {report['copy_bandwidth_gb_s']:.2f} GB/s → one scan of "
-          f"{scan_bytes / 1e6:.0f} MB per query bounds search at {report['bandwidth_bound_qps']:.0f} queries/s")
+    print(
+        f"Hamming top-{args.k} over {args.n:,} {args.bits}-bit codes, {args.queries} queries, {args.threads} thread(s) "
+        f"of {os.cpu_count()} cores"
+    )
+    print(
+        f"memory bandwidth (numpy copy, read+write): {report['copy_bandwidth_gb_s']:.2f} GB/s → one scan of "
+        f"{scan_bytes / 1e6:.0f} MB per query bounds search at {report['bandwidth_bound_qps']:.0f} queries/s"
+    )
     print("| index | queries/s | × bandwidth bound |")
     print("|---|---|---|")
-    print(f"| ours, numpy (XOR + np.bitwise_count) | {report['numpy_qps']:.0f} | {report['numpy_qps'] / report['bandwidth_bound_qps']:.2f} |")
+    print(
+        f"| ours, numpy (XOR + np.bitwise_count) | {report['numpy_qps']:.0f} | {report['numpy_qps'] / report['bandwidth_bound_qps']:.2f} |"
+    )
     if "faiss_qps" in report:
-        print(f"| faiss IndexBinaryFlat | {report['faiss_qps']:.0f} | {report['faiss_qps'] / report['bandwidth_bound_qps']:.2f} |")
+        print(
+            f"| faiss IndexBinaryFlat | {report['faiss_qps']:.0f} | {report['faiss_qps'] / report['bandwidth_bound_qps']:.2f} |"
+        )
         print(f"faiss / numpy = {report['faiss_over_numpy']:.2f}×; identical distances: {report['same_distances']}")
     print(f"HammingIndex uses {report['index_backend_when_installed']} by default in this environment")
 

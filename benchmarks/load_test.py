@@ -10,6 +10,7 @@ as a PNG.  Latency includes the queue wait (the hub runs one model call at a tim
 the concurrency); the report gives p50/p95/max, throughput and the errors, of which there should be none.
 The exit status is 1 when any request failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -106,9 +107,18 @@ def hammer(url: str, endpoint: str, args: list, requests: int, concurrency: int)
         list(pool.map(one, range(requests)))
     wall = time.perf_counter() - started
     ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
-    return {"endpoint": endpoint, "requests": requests, "concurrency": concurrency, "ok": len(latencies),
-            "errors": len(errors), "error_samples": sorted(set(errors))[:3], "p50_ms": float(np.percentile(ms, 50)),
-            "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(np.max(ms)), "requests_per_s": len(latencies) / wall}
+    return {
+        "endpoint": endpoint,
+        "requests": requests,
+        "concurrency": concurrency,
+        "ok": len(latencies),
+        "errors": len(errors),
+        "error_samples": sorted(set(errors))[:3],
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "max_ms": float(np.max(ms)),
+        "requests_per_s": len(latencies) / wall,
+    }
 
 
 def launch_hub(bundles: Path) -> tuple[str, Any]:
@@ -143,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             for task in chosen:
                 found = request_for(client, task, Path(tmp)) if task in ready else None
                 if found is None:
-                    rows.append({"task": task, "endpoint": None, "errors": 1,
-                                 "error_samples": ["no ready tab with an example to send"]})
+                    rows.append(
+                        {"task": task, "endpoint": None, "errors": 1, "error_samples": ["no ready tab with an example to send"]}
+                    )
                     continue
                 rows.append({"task": task, **hammer(url, *found, options.requests, options.concurrency)})
     finally:
@@ -158,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             if r["endpoint"] is None:
                 print(f"{r['task']:16} {'-':28} {'-':>4} {r['errors']:>4}  {r['error_samples'][0]}")
                 continue
-            print(f"{r['task']:16} {r['endpoint']:28} {r['ok']:>4} {r['errors']:>4} {r['p50_ms']:>9.1f} {r['p95_ms']:>9.1f} "
-                  f"{r['max_ms']:>9.1f} {r['requests_per_s']:>7.2f}")
+            print(
+                f"{r['task']:16} {r['endpoint']:28} {r['ok']:>4} {r['errors']:>4} {r['p50_ms']:>9.1f} {r['p95_ms']:>9.1f} "
+                f"{r['max_ms']:>9.1f} {r['requests_per_s']:>7.2f}"
+            )
             for sample in r["error_samples"]:
                 print(f"{'':16} error: {sample[:200]}")
     return 1 if any(r["errors"] for r in rows) else 0

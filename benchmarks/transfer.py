@@ -18,6 +18,7 @@ Run from the repository root::
 
 It prints the table, and writes it with every arm's bundle under ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,16 @@ def run_arm(name: str, backbone: str, bundle: Path | None, args, out: Path, cons
         "seed": args.seed,
         "model": {"backbone": backbone, "pretrained": str(bundle) if use_pretrained else None},
         "data": {"n_train": args.n_train, "n_test": args.n_test},
-        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "val_fraction": 0.0,
-                  "patience": 0, "warmup_epochs": 1, "unfreeze_epoch": max(1, args.epochs // 4), **train_overrides},
+        "train": {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "val_fraction": 0.0,
+            "patience": 0,
+            "warmup_epochs": 1,
+            "unfreeze_epoch": max(1, args.epochs // 4),
+            **train_overrides,
+        },
     }
     config = task.config("quick", overrides)
     bundle_dir = out / name
@@ -79,9 +88,16 @@ def run_arm(name: str, backbone: str, bundle: Path | None, args, out: Path, cons
         train(task, config, bundle_dir, progress=not args.quiet)
     metrics = json.loads((bundle_dir / "metrics.json").read_text())
     test, seconds = metrics["test"], metrics["training"]["seconds"]
-    return {"arm": name, "pretrained": str(bundle) if use_pretrained else "random init", **train_overrides,
-            "miou": test["miou"], "pixel_acc": test["pixel_acc"], "class_acc": test["class_acc"],
-            "per_class_iou": test["per_class_iou"], "seconds": seconds}
+    return {
+        "arm": name,
+        "pretrained": str(bundle) if use_pretrained else "random init",
+        **train_overrides,
+        "miou": test["miou"],
+        "pixel_acc": test["pixel_acc"],
+        "class_acc": test["class_acc"],
+        "per_class_iou": test["per_class_iou"],
+        "seconds": seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -108,22 +124,38 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.out.mkdir(parents=True, exist_ok=True)
     results = [run_arm(name, args.backbone, bundle, args, args.out, console) for name in arms]
 
-    table = Table(title=f"scene labeling, {args.n_train} training images, {args.epochs} epochs, "
-                        f"{args.n_test} held-out scenes ({args.backbone})")
+    table = Table(
+        title=f"scene labeling, {args.n_train} training images, {args.epochs} epochs, "
+        f"{args.n_test} held-out scenes ({args.backbone})"
+    )
     for column in ("encoder start", "fine-tuning", "mIoU", "pixel acc", "class acc", "train s"):
         table.add_column(column, no_wrap=True)
     for r in results:
         mode = r["finetune"] + (f", encoder lr x{r['backbone_lr_mult']:g}" if r["finetune"] != "frozen" else ", head only")
-        table.add_row("pretrained" if r["pretrained"] != "random init" else "random init", mode,
-                      f"{r['miou']:.3f}", f"{r['pixel_acc']:.3f}", f"{r['class_acc']:.3f}", f"{r['seconds']:.0f}")
+        table.add_row(
+            "pretrained" if r["pretrained"] != "random init" else "random init",
+            mode,
+            f"{r['miou']:.3f}",
+            f"{r['pixel_acc']:.3f}",
+            f"{r['class_acc']:.3f}",
+            f"{r['seconds']:.0f}",
+        )
     console.print(table)
     by_arm = {r["arm"]: r for r in results}
     if "random-full" in by_arm and "pretrained-full" in by_arm:
         random_, pretrained_ = by_arm["random-full"]["miou"], by_arm["pretrained-full"]["miou"]
         console.print(f"mIoU  random init {random_:.3f}  |  pretrained {pretrained_:.3f}  ({pretrained_ - random_:+.3f})")
-    report = {"backbone": args.backbone, "pretrained_bundle": str(bundle) if bundle else None, "n_train": args.n_train,
-              "n_test": args.n_test, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-              "seed": args.seed, "results": results}
+    report = {
+        "backbone": args.backbone,
+        "pretrained_bundle": str(bundle) if bundle else None,
+        "n_train": args.n_train,
+        "n_test": args.n_test,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "results": results,
+    }
     (args.out / "transfer.json").write_text(json.dumps(report, indent=2) + "\n")
     return results
 

@@ -6,6 +6,7 @@ Missing variants are exported first (``apptool export BUNDLE --format fp16|int8`
 evaluated on the same test split and timed on the same sample inputs (batch 1, the task's full
 ``predict``: preprocessing, the graphs, postprocessing), on the provider ONNX Runtime picks here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,10 +51,24 @@ def compare(bundle: Path, repeats: int) -> dict[str, Any]:
         metrics = task.evaluate(runner, splits.test, config, None)
         median, p95 = latency_ms(task, runner, config, items, repeats)
         size = sum((folder / f"{g}.onnx").stat().st_size for g in config["graphs"])
-        rows.append({"variant": name, "bytes": size, "median_ms": median, "p95_ms": p95, "provider": runner.provider,
-                     "metrics": {k: metrics[k] for k in task.metrics if isinstance(metrics.get(k), (int, float))}})
-    return {"task": task.name, "bundle": str(bundle), "primary_metric": task.primary_metric,
-            "greater_is_better": task.greater_is_better, "test_samples": len(splits.test), "rows": rows}
+        rows.append(
+            {
+                "variant": name,
+                "bytes": size,
+                "median_ms": median,
+                "p95_ms": p95,
+                "provider": runner.provider,
+                "metrics": {k: metrics[k] for k in task.metrics if isinstance(metrics.get(k), (int, float))},
+            }
+        )
+    return {
+        "task": task.name,
+        "bundle": str(bundle),
+        "primary_metric": task.primary_metric,
+        "greater_is_better": task.greater_is_better,
+        "test_samples": len(splits.test),
+        "rows": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     base = report["rows"][0]
-    print(f"{report['task']}: {report['test_samples']} held-out samples, latency of predict on one item "
-          f"({base['provider']})")
+    print(f"{report['task']}: {report['test_samples']} held-out samples, latency of predict on one item ({base['provider']})")
     names = list(base["metrics"])
     print(f"{'variant':8} {'size KB':>9} {'median ms':>10} {'p95 ms':>8}  " + "  ".join(f"{n:>14}" for n in names))
     for row in report["rows"]:
@@ -76,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in names:
             value, delta = row["metrics"].get(n), row["metrics"].get(n, 0) - base["metrics"][n]
             cells.append(f"{value:>8.4g}" + (f" {delta:+.3g}" if row is not base else "").rjust(6))
-        print(f"{row['variant']:8} {row['bytes'] / 1024:>9.1f} {row['median_ms']:>10.2f} {row['p95_ms']:>8.2f}  "
-              + "  ".join(f"{c:>14}" for c in cells))
+        print(
+            f"{row['variant']:8} {row['bytes'] / 1024:>9.1f} {row['median_ms']:>10.2f} {row['p95_ms']:>8.2f}  "
+            + "  ".join(f"{c:>14}" for c in cells)
+        )
     return 0
 
 

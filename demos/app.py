@@ -10,6 +10,7 @@ come from the environment, as a Space sets them:
 - ``APPTOOL_PRESET``: the preset trained for missing bundles (default ``quick``);
 - ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``: where to listen (a Space uses 0.0.0.0:7860).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,5 +28,8 @@ trainer = BackgroundTrainer.for_missing(BUNDLES, sorted(get_plugins().tasks), PR
 demo = build_hub(BUNDLES, trainer=trainer)
 
 if __name__ == "__main__":
-    serve(demo, trainer, **launch_options(os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
-                                          int(os.environ.get("GRADIO_SERVER_PORT", "7860"))))
+    serve(
+        demo,
+        trainer,
+        **launch_options(os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), int(os.environ.get("GRADIO_SERVER_PORT", "7860"))),
+    )

@@ -1,4 +1,5 @@
 """Shared fixtures: a real task plugin made by ``apptool new-plugin``, loaded without installing it."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """Fenced code blocks of the docs, by language, in order."""
+
 from __future__ import annotations
 
 import re

@@ -7,6 +7,7 @@ climb out of the data folder) and hands it to :func:`outcome`, which accepts a
 result or an AppToolError naming the file, and fails on anything else,
 including a call that runs past :data:`HANG_SECONDS`.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,19 +24,59 @@ from apptool.errors import AppToolError
 
 #: Examples per property; raise it (APPTOOL_PROPERTY_EXAMPLES=2000) for a deeper search than the test suite's.
 EXAMPLES = int(os.environ.get("APPTOOL_PROPERTY_EXAMPLES", 100))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 #: A call that has used this much CPU time on an input of a few kilobytes is taken to hang (CPU time, not wall
 #: time, so a test starved by a busy machine does not count as hanging; a reader that hangs spins).
 HANG_SECONDS = 30
 
 #: Values that break naive parsers: non-finite and absurd numbers, empty and blank fields,
 #: look-alike digits, separators and quotes, control and non-ASCII characters, escaping paths.
-TOKENS = ["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "-1e999", "", " ", "?", "-", "--1", "+1", "\u00b2",
-          "\u0661", "0x1F", "1_000", "99999999999999999999", "-99999999999999999999", "1e-400", "3.5e38", "null",
-          "true", "\x00", "caf\u00e9", "\ufeff", '"', "'", "#", "@data", ":", ",", "\t", ";", "(1,2)",
-          "../outside.png", "../../outside.jpg", "../../../../../../etc/passwd", "/etc/passwd", "C:\\Windows\\win.ini",
-          "..\\..\\outside.jpg", "x" * 300]
+TOKENS = [
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "Infinity",
+    "1e999",
+    "-1e999",
+    "",
+    " ",
+    "?",
+    "-",
+    "--1",
+    "+1",
+    "\u00b2",
+    "\u0661",
+    "0x1F",
+    "1_000",
+    "99999999999999999999",
+    "-99999999999999999999",
+    "1e-400",
+    "3.5e38",
+    "null",
+    "true",
+    "\x00",
+    "caf\u00e9",
+    "\ufeff",
+    '"',
+    "'",
+    "#",
+    "@data",
+    ":",
+    ",",
+    "\t",
+    ";",
+    "(1,2)",
+    "../outside.png",
+    "../../outside.jpg",
+    "../../../../../../etc/passwd",
+    "/etc/passwd",
+    "C:\\Windows\\win.ini",
+    "..\\..\\outside.jpg",
+    "x" * 300,
+]
 TOKEN = st.one_of(st.sampled_from(TOKENS), st.text(max_size=12), st.floats().map(repr), st.integers().map(str))
 ENCODINGS = ["utf-8", "utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252"]
 #: Outcomes seen, by reader: {message shape (digits as N) or "(a valid result)": [count, one real message]}.
@@ -60,8 +101,7 @@ def time_limit(seconds: float = HANG_SECONDS):
         signal.signal(signal.SIGPROF, previous)
 
 
-def outcome(reader: str, call, named: str | re.Pattern, root: Path | None = None,
-            expected: type[AppToolError] = AppToolError):
+def outcome(reader: str, call, named: str | re.Pattern, root: Path | None = None, expected: type[AppToolError] = AppToolError):
     """``call()``'s result, or None after an ``expected`` error whose message names ``named`` (text or pattern)."""
     with time_limit():
         try:
@@ -162,7 +202,7 @@ def mangled_bytes(draw, data: bytes) -> bytes:
         return data[:at] + draw(st.binary(min_size=1, max_size=24)) + data[at:]
     if op == "overwrite":
         junk = draw(st.binary(min_size=1, max_size=8))
-        return data[:at] + junk + data[at + len(junk):]
+        return data[:at] + junk + data[at + len(junk) :]
     return data
 
 
@@ -180,4 +220,3 @@ def mangled_text(draw, text: str, sep: str | None, paths: tuple[str, ...] = ()) 
 def bom_crlf(text: str) -> bytes:
     """The same file as Windows tools save it: UTF-8 with a byte-order mark and CR LF line ends."""
     return text.replace("\n", "\r\n").encode("utf-8-sig")
-

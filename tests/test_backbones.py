@@ -1,4 +1,5 @@
 """Backbones: every local weight source, the errors for missing or wrong weights, plugin backbones, never a download."""
+
 from __future__ import annotations
 
 import json
@@ -95,17 +96,22 @@ def test_backbone_and_task_bundles_are_accepted_for_their_own_backbone(timm_weig
     task_bundle = tmp_path / "task"
     task_bundle.mkdir()
     encoder = create_encoder(NAME, path)
-    save_state(task_bundle / "weights.safetensors",
-               {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()}, "head.weight": torch.zeros(2)})
+    save_state(
+        task_bundle / "weights.safetensors",
+        {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()}, "head.weight": torch.zeros(2)},
+    )
     (task_bundle / "config.json").write_text(json.dumps({"task": "x", "graphs": ["model"], "model": {"backbone": NAME}}))
     assert _same(create_encoder(NAME, task_bundle), state)
 
 
-@pytest.mark.parametrize("pretrained, message", [
-    ("missing.safetensors", "pretrained weights not found"),
-    ("auto", "nothing is downloaded"),
-    ("hf", "no local weights for backbone 'resnet10t' in the Hugging Face cache"),
-])
+@pytest.mark.parametrize(
+    "pretrained, message",
+    [
+        ("missing.safetensors", "pretrained weights not found"),
+        ("auto", "nothing is downloaded"),
+        ("hf", "no local weights for backbone 'resnet10t' in the Hugging Face cache"),
+    ],
+)
 def test_missing_weights_are_a_config_error_never_a_random_init(pretrained, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=message):

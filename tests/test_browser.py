@@ -7,6 +7,7 @@ file to see a readable error.  The scaffold task's model is left missing, so
 its tab trains in the background and must turn into the working demo in place.
 Screenshots go to ``screenshots/`` at the repository root.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,16 @@ from apptool.testing import free_port
 pytestmark = pytest.mark.browser
 playwright = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 SCAFFOLD = "digits_demo"
 INSTALLED = sorted(name for name in get_plugins().tasks if name != SCAFFOLD)

@@ -1,4 +1,5 @@
 """Bundles and checkpoints: safetensors and JSON only; a pickle is refused and never executed."""
+
 from __future__ import annotations
 
 import pickle

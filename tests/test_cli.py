@@ -1,4 +1,5 @@
 """The command-line contract, run as a user runs it: in a subprocess, on a real (scaffold) plugin."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ import pytest
 
 
 def apptool(env, *args, ok=True, timeout=300):
-    done = subprocess.run([sys.executable, "-m", "apptool", *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "apptool", *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+    )
     if ok:
         assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -21,8 +23,22 @@ def apptool(env, *args, ok=True, timeout=300):
 @pytest.fixture(scope="module")
 def cli_bundle(scaffold_env, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "bundle"
-    apptool(scaffold_env, "train", "digits_demo", "--preset", "tiny", "--epochs", "3", "--seed", "7",
-            "--set", "train.lr=0.004", "--quiet", "--out", out)
+    apptool(
+        scaffold_env,
+        "train",
+        "digits_demo",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "3",
+        "--seed",
+        "7",
+        "--set",
+        "train.lr=0.004",
+        "--quiet",
+        "--out",
+        out,
+    )
     return out
 
 
@@ -69,14 +85,17 @@ def test_bench_prints_the_ratio(scaffold_env, cli_bundle):
     assert {(r["batch"], r["runtime"]) for r in report["rows"]} == {(b, r) for b in (1, 4) for r in ("torch", "onnxruntime")}
 
 
-@pytest.mark.parametrize("args, message", [
-    (("train", "no_such_task", "--out", "x"), "no task 'no_such_task'"),
-    (("train", "digits_demo", "--preset", "huge", "--out", "x"), "no preset 'huge'"),
-    (("train", "digits_demo", "--set", "oops", "--out", "x"), "expected KEY=VALUE"),
-    (("train", "digits_demo", "--set", "train.optimizer=adam", "--out", "x"), "train.optimizer"),
-    (("eval", "/nonexistent/bundle"), "not a bundle directory"),
-    (("export", "/nonexistent/bundle"), "not a bundle directory"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("train", "no_such_task", "--out", "x"), "no task 'no_such_task'"),
+        (("train", "digits_demo", "--preset", "huge", "--out", "x"), "no preset 'huge'"),
+        (("train", "digits_demo", "--set", "oops", "--out", "x"), "expected KEY=VALUE"),
+        (("train", "digits_demo", "--set", "train.optimizer=adam", "--out", "x"), "train.optimizer"),
+        (("eval", "/nonexistent/bundle"), "not a bundle directory"),
+        (("export", "/nonexistent/bundle"), "not a bundle directory"),
+    ],
+)
 def test_user_errors_are_one_line_without_traceback(scaffold_env, args, message, tmp_path):
     done = apptool(scaffold_env, *args, ok=False)
     assert done.returncode == 2

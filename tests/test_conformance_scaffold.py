@@ -1,4 +1,5 @@
 """The conformance suite passes for the plugin ``apptool new-plugin`` generates."""
+
 import pytest
 
 from apptool.testing import TaskConformance

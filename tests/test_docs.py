@@ -1,18 +1,19 @@
 """The plugin author's guide: every hook documented with its exact signature and tested; its code runs."""
+
 from __future__ import annotations
 
 import inspect
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pluggy
-
-from apptool import hookspecs
+import tomllib
 from conftest import make_discoverable
 from docs_blocks import GUIDE, blocks
+
+from apptool import hookspecs
 
 TESTS = Path(__file__).parent
 
@@ -57,8 +58,14 @@ def test_the_guides_plugin_passes_the_conformance_suite(tmp_path):
     make_discoverable(tmp_path, "apptool-rotation", entry_points)
     (tmp_path / "test_rotation.py").write_text(conformance_block)
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "APPTOOL_PLUGINS": "rotation"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_rotation.py")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_rotation.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "10 passed" in done.stdout
 

@@ -1,4 +1,5 @@
 """The trainer: schedules, fine-tuning modes, early stopping, and exact resume from a checkpoint."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """SIGKILL at many points of a training run: --resume always recovers the uninterrupted result,
 and no file of the bundle or checkpoint is ever half-written."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,21 @@ EPOCHS = 8
 
 
 def train_command(out: Path, resume: bool) -> list[str]:
-    return [sys.executable, "-m", "apptool", "train", "digits_demo", "--preset", "tiny", "--epochs", str(EPOCHS),
-            "--quiet", "--out", str(out), *(["--resume"] if resume else [])]
+    return [
+        sys.executable,
+        "-m",
+        "apptool",
+        "train",
+        "digits_demo",
+        "--preset",
+        "tiny",
+        "--epochs",
+        str(EPOCHS),
+        "--quiet",
+        "--out",
+        str(out),
+        *(["--resume"] if resume else []),
+    ]
 
 
 def epochs_logged(out: Path) -> int:
@@ -43,8 +57,13 @@ def test_killed_runs_resume_to_the_uninterrupted_result(scaffold_env, tmp_path):
     rng = random.Random(1234)
     kills = 0
     for target_epoch in (1, 3, 5, 7):
-        process = subprocess.Popen(train_command(out, True), env=scaffold_env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            train_command(out, True),
+            env=scaffold_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 300
         while process.poll() is None and epochs_logged(out) < target_epoch and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -1,4 +1,5 @@
 """Extension points beyond tasks: a plugin adds a backbone, a dataset reader, an exporter and a command."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import make_discoverable
 
 EXTRAS_PLUGIN = textwrap.dedent('''
@@ -61,12 +61,13 @@ def env(scaffold_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("extras")
     (root / "apptool_extras.py").write_text(EXTRAS_PLUGIN)
     make_discoverable(root, "apptool-extras", {"extras": "apptool_extras"})
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(scaffold_root)]),
-            "APPTOOL_PLUGINS": "digits_demo,extras"}
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(scaffold_root)]), "APPTOOL_PLUGINS": "digits_demo,extras"}
 
 
 def run(env, *args, ok=True):
-    done = subprocess.run([sys.executable, "-m", "apptool", *map(str, args)], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "apptool", *map(str, args)], env=env, capture_output=True, text=True, timeout=600
+    )
     if ok:
         assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -77,9 +78,7 @@ def test_plugin_command_is_added(env):
 
 
 def test_plugin_backbone_is_created_like_a_timm_model(env):
-    script = ("from apptool.backbones import create_encoder\n"
-              "e = create_encoder('tiny_resnet')\n"
-              "print(e.feature_info.channels())")
+    script = "from apptool.backbones import create_encoder\ne = create_encoder('tiny_resnet')\nprint(e.feature_info.channels())"
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[64, 64, 128, 256, 512]"
@@ -89,7 +88,20 @@ def test_plugin_reader_and_exporter(env, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     bundle = tmp_path / "bundle"
-    run(env, "train", "digits_demo", "--preset", "tiny", "--data", data, "--set", "data.format=first_200", "--quiet", "--out", bundle)
+    run(
+        env,
+        "train",
+        "digits_demo",
+        "--preset",
+        "tiny",
+        "--data",
+        data,
+        "--set",
+        "data.format=first_200",
+        "--quiet",
+        "--out",
+        bundle,
+    )
     assert (data / "reader-was-used").read_text() == "yes"
     assert json.loads((bundle / "metrics.json").read_text())["training"]["train_samples"] == 200
     run(env, "export", bundle, "--format", "manifest", "--out", tmp_path / "m")

@@ -1,4 +1,5 @@
 """The hub, launched for real and driven with gradio_client: header, endpoints, errors, queue, upload limit."""
+
 from __future__ import annotations
 
 import shutil
@@ -197,7 +198,9 @@ def test_guard_shows_user_errors_as_one_line_without_server_paths(scaffold_bundl
         ctx.guard(lambda: 1 / 0)()
 
 
-def test_a_demo_that_fails_to_build_is_reported_in_its_tab_and_the_hub_still_serves(scaffold_task, scaffold_bundle, tmp_path, monkeypatch):
+def test_a_demo_that_fails_to_build_is_reported_in_its_tab_and_the_hub_still_serves(
+    scaffold_task, scaffold_bundle, tmp_path, monkeypatch
+):
     from apptool.hub import build_hub
 
     shutil.copytree(scaffold_bundle, tmp_path / TASK)

@@ -1,4 +1,5 @@
 """User images: every bad input is a clear InputError naming the file; odd but valid ones are converted."""
+
 from __future__ import annotations
 
 import struct

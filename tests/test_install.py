@@ -1,5 +1,6 @@
 """A plugin made by `apptool new-plugin`, pip-installed (no editable install) into a fresh virtual
 environment, runs every mode: the guide's shell commands, executed as written."""
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from docs_blocks import shell_commands
 
 from apptool.testing import free_port
-from docs_blocks import shell_commands
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE = ["--no-index", "--no-build-isolation", "--quiet"]
@@ -27,13 +28,17 @@ def fresh_venv(tmp_path_factory) -> Path:
     needs no download, and gets apptool itself installed by pip from the source tree."""
     venv = tmp_path_factory.mktemp("venv") / "env"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    site = Path(subprocess.check_output([str(venv / "bin" / "python"), "-c",
-                                         "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+    site = Path(
+        subprocess.check_output(
+            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+        ).strip()
+    )
     (site / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     # the venv's own old setuptools would shadow the borrowed one, which builds wheels without `wheel`
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "-y", "--quiet", "setuptools"], check=False)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", *OFFLINE, "--no-deps", str(REPO)], check=True,
-                   timeout=600)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", *OFFLINE, "--no-deps", str(REPO)], check=True, timeout=600
+    )
     return venv
 
 
@@ -48,7 +53,7 @@ def as_run_here(command: str, venv: Path, port: int) -> list[str]:
 
 
 def test_the_guides_commands_in_a_fresh_venv(fresh_venv, tmp_path):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     env = {**os.environ, "APPTOOL_PLUGINS": "rotation", "PYTHONPATH": ""}
     commands = shell_commands()
@@ -77,8 +82,9 @@ def test_the_guides_commands_in_a_fresh_venv(fresh_venv, tmp_path):
     assert "rotation" in outputs["apptool plugins"]
     assert '"accuracy"' in outputs["apptool eval bundles/rotation --json"]
     assert '"label"' in outputs["apptool predict bundles/rotation digit.png --json"]
-    installed = subprocess.check_output([str(fresh_venv / "bin" / "python"), "-m", "pip", "show", "-f", "apptool-rotation"],
-                                        text=True)
+    installed = subprocess.check_output(
+        [str(fresh_venv / "bin" / "python"), "-m", "pip", "show", "-f", "apptool-rotation"], text=True
+    )
     assert "Editable project location" not in installed
 
 

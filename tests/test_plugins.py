@@ -1,4 +1,5 @@
 """Plugin loading: good, broken-on-import, raising-hook and wrong-API plugins, and APPTOOL_PLUGINS."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import make_discoverable
 
 BROKEN_IMPORT = "import this_module_does_not_exist\n"
@@ -40,8 +40,12 @@ NOT_A_TASK = textwrap.dedent("""
 def plugin_path(scaffold_root, tmp_path_factory):
     """A sys.path folder holding the good scaffold plugin and four broken ones, all discoverable."""
     root = tmp_path_factory.mktemp("plugins")
-    for name, source in {"broken_import": BROKEN_IMPORT, "broken_hook": BROKEN_HOOK,
-                         "wrong_api": WRONG_API, "not_a_task": NOT_A_TASK}.items():
+    for name, source in {
+        "broken_import": BROKEN_IMPORT,
+        "broken_hook": BROKEN_HOOK,
+        "wrong_api": WRONG_API,
+        "not_a_task": NOT_A_TASK,
+    }.items():
         (root / f"{name}.py").write_text(source)
         make_discoverable(root, f"apptool-{name.replace('_', '-')}", {name: name})
     return os.pathsep.join([str(root), str(scaffold_root)])
@@ -52,7 +56,9 @@ def list_plugins(path: str, only: str | None = None) -> dict:
     env.pop("APPTOOL_PLUGINS", None)
     if only is not None:
         env["APPTOOL_PLUGINS"] = only
-    done = subprocess.run([sys.executable, "-m", "apptool", "plugins", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "apptool", "plugins", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -90,4 +96,3 @@ def test_unknown_task_lists_installed_ones(scaffold_task):
 
     with pytest.raises(ConfigError, match="digits_demo"):
         get_plugins().task("no_such_task")
-

@@ -1,4 +1,5 @@
 """apptool pretrain: the source task's determinism, its held-out split, and a tiny run to a usable backbone bundle."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ def test_every_class_renders_a_valid_image(test):
 
 def test_held_out_photo_crops_and_digits_are_never_trained_on(monkeypatch):
     photo = np.zeros((100, 200, 3), np.uint8)
-    photo[:, int(200 * (1 - pt.PHOTO_TEST_STRIP)):] = 255  # the held-out strip is white, the rest black
+    photo[:, int(200 * (1 - pt.PHOTO_TEST_STRIP)) :] = 255  # the held-out strip is white, the rest black
     monkeypatch.setattr(pt, "_photos", lambda: [photo] * len(pt.PHOTOS))
     rng = np.random.default_rng(0)
     for _ in range(30):

@@ -1,4 +1,5 @@
 """Property-based tests of the core's input handling: any bytes, any array, never a crash or a hang."""
+
 from __future__ import annotations
 
 import cv2
@@ -43,8 +44,12 @@ def test_truncated_or_spliced_pngs_never_crash(seed, cut, junk):
 
 
 @SETTINGS
-@given(hnp.arrays(dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int32, np.bool_]),
-                  shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=9)))
+@given(
+    hnp.arrays(
+        dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int32, np.bool_]),
+        shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=9),
+    )
+)
 def test_any_array_is_an_rgb_image_or_a_clear_error(array):
     try:
         image = to_rgb(array, "canvas")
@@ -66,10 +71,16 @@ def test_any_bytes_as_weights_are_refused_cleanly(tmp_path_factory, data):
 
 
 @SETTINGS
-@given(st.one_of(st.binary(max_size=512).map(lambda b: b.decode("latin-1")),
-                 st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=8),
-                              lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                              max_leaves=10).map(lambda v: __import__("json").dumps(v))))
+@given(
+    st.one_of(
+        st.binary(max_size=512).map(lambda b: b.decode("latin-1")),
+        st.recursive(
+            st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=8),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+            max_leaves=10,
+        ).map(lambda v: __import__("json").dumps(v)),
+    )
+)
 def test_any_config_json_is_read_or_refused_with_the_file_named(tmp_path_factory, text):
     bundle = tmp_path_factory.mktemp("b")
     (bundle / "config.json").write_text(text, encoding="latin-1")

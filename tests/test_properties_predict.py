@@ -8,6 +8,7 @@ gesture, sequences of any length.  Each call ends in an AppToolError naming
 the file or item, or in one JSON-ready result per item with finite numbers;
 never another exception, a hang, or results for only part of a batch.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,18 +20,30 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from mutations import SETTINGS, mangled_bytes, mangled_text, outcome, write_messages
 
 from apptool.errors import InputError
 from apptool.images import IMAGE_SUFFIXES, MAX_PIXELS, VIDEO_SUFFIXES, write_video
-from mutations import SETTINGS, mangled_bytes, mangled_text, outcome, write_messages
 
 IMAGE_TASKS = ["steering", "scene_labeling", "posenet", "dbn_hashing", "captioning"]
 #: Shorter runs of the parts of ``tiny`` that only measure the model (the closed-loop drive).
 OVERRIDES = {"steering": {"data": {"sim": {"seconds": 5.0}}}}
 DTYPES = [np.uint8, np.uint16, np.int8, np.int32, np.int64, np.float16, np.float32, np.float64, np.bool_, np.complex64]
 #: Shapes a user hands in by mistake or at the edge of what is valid.
-ODD_SHAPES = [(0, 0, 3), (1, 1), (1, 1, 3), (1, 1, 4), (2, 2, 1), (1, 700, 3), (700, 1, 3), (3, 3, 2), (3, 3, 5),
-              (4,), (2, 3, 4, 3), ()]
+ODD_SHAPES = [
+    (0, 0, 3),
+    (1, 1),
+    (1, 1, 3),
+    (1, 1, 4),
+    (2, 2, 1),
+    (1, 700, 3),
+    (700, 1, 3),
+    (3, 3, 2),
+    (3, 3, 5),
+    (4,),
+    (2, 3, 4, 3),
+    (),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -84,8 +97,9 @@ def valid_file(task, config, suffix: str, tmp_path) -> bytes:
         return (header + "\n" + "\n".join(",".join(f"{v:.5f}" for v in row) for row in samples[0])).encode()
     if suffix == ".ts":
         rows = [":".join(",".join(f"{v:.5f}" for v in seq[:, d]) for d in range(seq.shape[1])) for seq in samples]
-        return ("@problemName Gestures\n@univariate false\n@equalLength false\n@classLabel false\n@data\n"
-                + "\n".join(rows) + "\n").encode()
+        return (
+            "@problemName Gestures\n@univariate false\n@equalLength false\n@classLabel false\n@data\n" + "\n".join(rows) + "\n"
+        ).encode()
     return b""
 
 
@@ -100,10 +114,12 @@ def test_read_input_any_file_then_predict(name, predictor, tmp_path_factory):
     @given(st.sampled_from(sorted(valid)), st.data())
     def read_then_predict(suffix, data):
         text = suffix in (".ts", ".csv")
-        content = data.draw(st.one_of(
-            st.binary(max_size=2048),
-            mangled_text(valid[suffix].decode(), ":" if suffix == ".ts" else ",") if text else mangled_bytes(valid[suffix]),
-        ))
+        content = data.draw(
+            st.one_of(
+                st.binary(max_size=2048),
+                mangled_text(valid[suffix].decode(), ":" if suffix == ".ts" else ",") if text else mangled_bytes(valid[suffix]),
+            )
+        )
         path = tmp_path_factory.mktemp("upload") / f"upload{suffix}"
         path.write_bytes(content)
         items = outcome(f"{name}: read_input {suffix}", lambda: list(task.read_input(path)), path.name, path.parent)
@@ -118,12 +134,14 @@ def test_read_input_any_file_then_predict(name, predictor, tmp_path_factory):
 
 # -- predict on arrays: image tasks -----------------------------------------------------------------------
 IMAGE_SHAPES = st.tuples(st.integers(1, 48), st.integers(1, 48)).flatmap(
-    lambda hw: st.sampled_from([hw, (*hw, 1), (*hw, 3), (*hw, 4)]))
+    lambda hw: st.sampled_from([hw, (*hw, 1), (*hw, 3), (*hw, 4)])
+)
 ARRAYS = st.one_of(
     hnp.arrays(dtype=st.sampled_from(DTYPES), shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=12)),
     hnp.arrays(dtype=st.sampled_from(DTYPES), shape=IMAGE_SHAPES),
-    st.tuples(st.sampled_from(ODD_SHAPES), st.sampled_from(DTYPES), st.sampled_from([0, 1, 255, 65535, -1, np.nan, np.inf]))
-      .map(lambda t: np.full(t[0], t[2]).astype(t[1])),
+    st.tuples(st.sampled_from(ODD_SHAPES), st.sampled_from(DTYPES), st.sampled_from([0, 1, 255, 65535, -1, np.nan, np.inf])).map(
+        lambda t: np.full(t[0], t[2]).astype(t[1])
+    ),
 )
 
 
@@ -139,8 +157,9 @@ def test_predict_any_array(name, predictor):
     @example(np.zeros((0, 0, 3), np.uint8), False)
     def predict_array(array, after_a_good_one):
         items = [good, array] if after_a_good_one else [array]
-        results = outcome(f"{name}: predict on arrays", lambda: loaded.predict(items), names_item(len(items) - 1),
-                          expected=InputError)
+        results = outcome(
+            f"{name}: predict on arrays", lambda: loaded.predict(items), names_item(len(items) - 1), expected=InputError
+        )
         if results is not None:
             assert_results(results, len(items))
 
@@ -168,10 +187,13 @@ def test_predict_refuses_images_over_the_pixel_limit(name, predictor):
 
 # -- predict on sequences: gesture ------------------------------------------------------------------------
 SEQUENCES = st.one_of(
-    hnp.arrays(dtype=st.sampled_from([np.float32, np.float64, np.float16, np.int64, np.uint8, np.bool_]),
-               shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=40)),
-    hnp.arrays(dtype=np.float64, shape=st.tuples(st.integers(0, 60), st.just(2)),
-               elements=st.floats(allow_nan=True, allow_infinity=True)),
+    hnp.arrays(
+        dtype=st.sampled_from([np.float32, np.float64, np.float16, np.int64, np.uint8, np.bool_]),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=40),
+    ),
+    hnp.arrays(
+        dtype=np.float64, shape=st.tuples(st.integers(0, 60), st.just(2)), elements=st.floats(allow_nan=True, allow_infinity=True)
+    ),
     st.lists(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=3), max_size=6),
     st.sampled_from(["", "a swipe", None, {"x": 1}, [[1.0, 2.0], [3.0]]]),
 )
@@ -180,8 +202,9 @@ SEQUENCES = st.one_of(
 def test_gesture_predict_any_sequence(predictor):
     loaded = predictor("gesture")
     dims = loaded.config["input"]["raw_dims"]
-    well_shaped = hnp.arrays(dtype=st.sampled_from([np.float32, np.float64, np.int16]),
-                             shape=st.tuples(st.integers(1, 300), st.just(dims)))
+    well_shaped = hnp.arrays(
+        dtype=st.sampled_from([np.float32, np.float64, np.int16]), shape=st.tuples(st.integers(1, 300), st.just(dims))
+    )
 
     @SETTINGS
     @given(st.one_of(SEQUENCES, well_shaped))
@@ -190,8 +213,7 @@ def test_gesture_predict_any_sequence(predictor):
     @example(np.array([[np.nan, 0.0], [1.0, 2.0]], np.float32))
     @example(np.array([[3e38, 0.0], [-3e38, 0.0]], np.float32))
     def predict_sequence(sequence):
-        results = outcome("gesture: predict on sequences", lambda: loaded.predict([sequence]), names_item(0),
-                          expected=InputError)
+        results = outcome("gesture: predict on sequences", lambda: loaded.predict([sequence]), names_item(0), expected=InputError)
         if results is not None:
             assert_results(results, 1)
             assert sum(results[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)

@@ -9,6 +9,7 @@ format's own checks (every path inside the data folder, every value finite,
 no row silently dropped) or raise an AppToolError whose message names the
 file; another exception type, a hang or an accepted escape fails the test.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,11 +23,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from apptool.errors import DataError
-from apptool.images import MAX_PIXELS
 from apptool_captioning.readers import read_coco, read_flickr8k
 from apptool_dbn_hashing.data import read_folder
 from apptool_gesture.csvformat import read_csv_sequence
@@ -34,9 +30,24 @@ from apptool_gesture.tsformat import read_ts
 from apptool_posenet.cambridge import read_pose_file
 from apptool_scene_labeling.data import read_classes, read_data_dir, read_mask_png, read_regions
 from apptool_steering.data import read_driving_log
-from mutations import (ENCODINGS, SETTINGS, TOKENS, bom_crlf, decoded, inside, mangled_bytes, mangled_text, time_limit,
-                       write_messages)
+from hypothesis import given
+from hypothesis import strategies as st
+from mutations import (
+    ENCODINGS,
+    SETTINGS,
+    TOKENS,
+    bom_crlf,
+    decoded,
+    inside,
+    mangled_bytes,
+    mangled_text,
+    time_limit,
+    write_messages,
+)
 from mutations import outcome as _outcome
+
+from apptool.errors import DataError
+from apptool.images import MAX_PIXELS
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -238,17 +249,39 @@ def write_images_masks(root: Path, rng: np.random.Generator) -> dict[str, Path]:
 def test_images_masks_layout_mangled(tmp_path_factory, seed, data):
     root = tmp_path_factory.mktemp("scenes")
     files = write_images_masks(root, np.random.default_rng(seed))
-    op = data.draw(st.sampled_from(["classes", "mask bytes", "image bytes", "mask array", "no mask", "orphan mask",
-                                    "same stem", "stray files", "empty split"]))
+    op = data.draw(
+        st.sampled_from(
+            [
+                "classes",
+                "mask bytes",
+                "image bytes",
+                "mask array",
+                "no mask",
+                "orphan mask",
+                "same stem",
+                "stray files",
+                "empty split",
+            ]
+        )
+    )
     if op == "classes":
         files["classes"].write_bytes(data.draw(mangled_text(files["classes"].read_text(), "#")))
     elif op in ("mask bytes", "image bytes"):
         target = files[data.draw(st.sampled_from([k for k in files if k.startswith(op.split()[0])]))]
         target.write_bytes(data.draw(mangled_bytes(target.read_bytes())))
     elif op == "mask array":
-        array = data.draw(st.sampled_from([np.full((6, 8), 3, np.uint8), np.zeros((5, 8), np.uint8),
-                                           np.zeros((6, 8, 3), np.uint8) + np.uint8([0, 1, 2]), np.zeros((1, 1), np.uint8),
-                                           np.full((6, 8), 254, np.uint8), np.full((6, 8), 2, np.uint16) * 300]))
+        array = data.draw(
+            st.sampled_from(
+                [
+                    np.full((6, 8), 3, np.uint8),
+                    np.zeros((5, 8), np.uint8),
+                    np.zeros((6, 8, 3), np.uint8) + np.uint8([0, 1, 2]),
+                    np.zeros((1, 1), np.uint8),
+                    np.full((6, 8), 254, np.uint8),
+                    np.full((6, 8), 2, np.uint16) * 300,
+                ]
+            )
+        )
         cv2.imwrite(str(files[data.draw(st.sampled_from(["mask a", "mask b", "mask c"]))]), array)
     elif op == "no mask":
         files[data.draw(st.sampled_from(["mask a", "mask b", "mask c"]))].unlink()
@@ -275,7 +308,7 @@ def test_images_masks_layout_mangled(tmp_path_factory, seed, data):
 def region_matrices(draw) -> tuple[str, tuple[int, int]]:
     h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     values = draw(st.lists(st.integers(-1, 7), min_size=h * w, max_size=h * w))
-    rows = [" ".join(str(v) for v in values[r * w:(r + 1) * w]) for r in range(h)]
+    rows = [" ".join(str(v) for v in values[r * w : (r + 1) * w]) for r in range(h)]
     return "\n".join(rows) + "\n", (h, w)
 
 
@@ -285,8 +318,9 @@ def test_stanford_regions_mangled(tmp_path_factory, matrix, data):
     text, shape = matrix
     path = tmp_path_factory.mktemp("regions") / "0000047.regions.txt"
     path.write_bytes(data.draw(mangled_text(text, " ")))
-    labels = outcome("scene_labeling: Stanford regions.txt", lambda: read_regions(path, shape), "0000047.regions.txt",
-                     path.parent)
+    labels = outcome(
+        "scene_labeling: Stanford regions.txt", lambda: read_regions(path, shape), "0000047.regions.txt", path.parent
+    )
     if labels is not None:
         assert labels.shape == shape and labels.dtype == np.uint8
         assert set(np.unique(labels).tolist()) <= {*range(8), 255}
@@ -301,7 +335,6 @@ def test_stanford_regions_read_the_same_with_bom_and_crlf(tmp_path_factory, matr
     plain = read_regions(path, shape)
     path.write_bytes(bom_crlf(text))
     assert np.array_equal(read_regions(path, shape), plain)
-
 
 
 @SETTINGS
@@ -332,6 +365,7 @@ def test_stanford_layout_mangled(tmp_path_factory, seed, data):
         assert layout == "stanford-background" and train and test and len(train) + len(test) == len(stems)
         for image, mask, _ in train + test:
             assert image.shape == (*mask.shape, 3) and set(np.unique(mask).tolist()) <= {*range(len(classes)), 255}
+
 
 # -- PoseNet: Cambridge Landmarks dataset_*.txt ------------------------------------------------------
 HEADER = "Visual Landmark Dataset V1\nImageFile, Camera Position [X Y Z W P Q R]\n\n"
@@ -398,9 +432,15 @@ def write_image_folders(root: Path, rng: np.random.Generator) -> list[Path]:
 
 
 def visible_images(split: Path) -> int:
-    return sum(1 for c in split.iterdir() if c.is_dir() and not c.name.startswith((".", "_"))
-               for p in c.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
-               and p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+    return sum(
+        1
+        for c in split.iterdir()
+        if c.is_dir() and not c.name.startswith((".", "_"))
+        for p in c.iterdir()
+        if p.is_file()
+        and not p.name.startswith((".", "_"))
+        and p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+    )
 
 
 @SETTINGS
@@ -410,8 +450,24 @@ def test_image_folders_mangled(tmp_path_factory, seed, shape, data):
     files = write_image_folders(root, np.random.default_rng(seed))
     png = files[0].read_bytes()
     for _ in range(data.draw(st.integers(1, 2))):
-        op = data.draw(st.sampled_from(["bytes", "empty", "loose image", "test-only class", "empty class", "hidden",
-                                        "not an image", "nested", "upper suffix", "bomb", "1x1", "16-bit"]))
+        op = data.draw(
+            st.sampled_from(
+                [
+                    "bytes",
+                    "empty",
+                    "loose image",
+                    "test-only class",
+                    "empty class",
+                    "hidden",
+                    "not an image",
+                    "nested",
+                    "upper suffix",
+                    "bomb",
+                    "1x1",
+                    "16-bit",
+                ]
+            )
+        )
         target = data.draw(st.sampled_from(files))
         if op == "bytes" and target.exists():
             target.write_bytes(data.draw(mangled_bytes(target.read_bytes())))
@@ -454,9 +510,15 @@ def ts_files(draw) -> str:
     labelled = draw(st.booleans())
     lengths = draw(st.lists(st.integers(1, 6), min_size=1, max_size=4))
     equal = len(set(lengths)) == 1
-    header = ["# written by a test", "@problemName Wave", "@timeStamps false", "@missing true",
-              f"@univariate {'true' if dims == 1 else 'false'}", f"@dimensions {dims}",
-              f"@equalLength {'true' if equal else 'false'}"]
+    header = [
+        "# written by a test",
+        "@problemName Wave",
+        "@timeStamps false",
+        "@missing true",
+        f"@univariate {'true' if dims == 1 else 'false'}",
+        f"@dimensions {dims}",
+        f"@equalLength {'true' if equal else 'false'}",
+    ]
     header += [f"@seriesLength {lengths[0]}"] if equal else []
     header += ["@classLabel true up down" if labelled else "@classLabel false", "@data"]
     cases = []
@@ -469,7 +531,7 @@ def ts_files(draw) -> str:
 def ts_cases(text: str) -> int:
     lines = [line.strip() for line in text.splitlines()]
     starts = [i for i, line in enumerate(lines) if line[1:].partition(" ")[0].strip().lower() == "data" and line.startswith("@")]
-    return sum(1 for line in lines[starts[0] + 1:] if line and not line.startswith("#")) if starts else 0
+    return sum(1 for line in lines[starts[0] + 1 :] if line and not line.startswith("#")) if starts else 0
 
 
 @SETTINGS
@@ -524,7 +586,6 @@ def test_csv_sequence_mangled(tmp_path_factory, text, data):
         assert len(rows) - 1 <= len(sequence) <= len(rows), "a frame was dropped without an error"
 
 
-
 @SETTINGS
 @given(csv_sequences())
 def test_csv_sequence_reads_the_same_with_bom_and_crlf(tmp_path_factory, text):
@@ -533,6 +594,7 @@ def test_csv_sequence_reads_the_same_with_bom_and_crlf(tmp_path_factory, text):
     plain = read_csv_sequence(path)
     path.write_bytes(bom_crlf(text))
     assert np.array_equal(read_csv_sequence(path), plain)
+
 
 def test_ts_huge_case_and_garbage_line(tmp_path):
     path = tmp_path / "Long_TRAIN.ts"
@@ -545,9 +607,11 @@ def test_ts_huge_case_and_garbage_line(tmp_path):
 
 
 # -- captioning: COCO captions JSON and the Flickr8k token file ----------------------------------------
-JSON_VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.sampled_from(TOKENS),
-                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                          max_leaves=6)
+JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.sampled_from(TOKENS),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def coco_root(base: Path) -> Path:
@@ -564,9 +628,12 @@ def coco_root(base: Path) -> Path:
 def coco_docs(draw) -> dict:
     n = draw(st.integers(1, 3))
     ids = [draw(st.sampled_from([i + 1, str(i + 1)])) for i in range(n)]
-    doc = {"info": {"year": 2014}, "licenses": [],
-           "images": [{"id": ids[i], "file_name": f"{i:012d}.jpg", "width": 640, "height": 480} for i in range(n)],
-           "annotations": [{"id": 100 + k, "image_id": ids[k % n], "caption": f"a dog runs on grass {k}"} for k in range(n + 2)]}
+    doc = {
+        "info": {"year": 2014},
+        "licenses": [],
+        "images": [{"id": ids[i], "file_name": f"{i:012d}.jpg", "width": 640, "height": 480} for i in range(n)],
+        "annotations": [{"id": 100 + k, "image_id": ids[k % n], "caption": f"a dog runs on grass {k}"} for k in range(n + 2)],
+    }
     return doc
 
 
@@ -597,8 +664,20 @@ def mangled_json(draw, doc: dict) -> bytes:
         elif op == "add key" and isinstance(container[key], dict):
             container[key][draw(st.text(max_size=6))] = draw(JSON_VALUE)
         elif op == "escape":
-            container[key] = draw(st.sampled_from(["../secret.jpg", "../../outside.jpg", "/etc/passwd", "..", "",
-                                                   "images/../../outside.jpg", "..\\secret.jpg", "C:\\secret.jpg"]))
+            container[key] = draw(
+                st.sampled_from(
+                    [
+                        "../secret.jpg",
+                        "../../outside.jpg",
+                        "/etc/passwd",
+                        "..",
+                        "",
+                        "images/../../outside.jpg",
+                        "..\\secret.jpg",
+                        "C:\\secret.jpg",
+                    ]
+                )
+            )
         elif op == "duplicate" and isinstance(container, list):
             container.append(json.loads(json.dumps(container[key])))
     text = json.dumps(doc, indent=draw(st.sampled_from([None, 1])), ensure_ascii=draw(st.booleans()))
@@ -623,8 +702,10 @@ def test_coco_deeply_nested_or_huge_json(tmp_path):
     (root / "captions_train.json").write_text("[" * 200_000 + "]" * 200_000)
     with time_limit(), pytest.raises(DataError, match="captions_train.json"):
         read_coco(root, "train")
-    doc = {"images": [{"id": i, "file_name": "000000000000.jpg"} for i in range(1)],
-           "annotations": [{"image_id": 0, "caption": "a dog " * 20} for _ in range(50_000)]}
+    doc = {
+        "images": [{"id": i, "file_name": "000000000000.jpg"} for i in range(1)],
+        "annotations": [{"image_id": 0, "caption": "a dog " * 20} for _ in range(50_000)],
+    }
     (root / "captions_train.json").write_text(json.dumps(doc))
     with time_limit():
         assert len(read_coco(root, "train")[0][1]) == 50_000
@@ -634,8 +715,11 @@ def test_coco_deeply_nested_or_huge_json(tmp_path):
 def flickr_tokens(draw) -> tuple[str, tuple[str, ...]]:
     n = draw(st.integers(5, 7))
     names = tuple(f"{1000 + i}_abc.jpg" for i in range(n))
-    lines = [f"{name}#{k}\t{draw(st.sampled_from(['A child plays .', 'Two dogs run', 'a man on a bike']))}"
-             for name in names for k in range(draw(st.integers(1, 2)))]
+    lines = [
+        f"{name}#{k}\t{draw(st.sampled_from(['A child plays .', 'Two dogs run', 'a man on a bike']))}"
+        for name in names
+        for k in range(draw(st.integers(1, 2)))
+    ]
     return "\n".join(lines) + "\n", names
 
 

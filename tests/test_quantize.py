@@ -1,4 +1,5 @@
 """fp16 and int8 variants: they load, keep the bundle's metadata and float32 edges, and eval reports their cost."""
+
 from __future__ import annotations
 
 import json
@@ -97,8 +98,12 @@ def test_missing_variant_says_how_to_make_it(scaffold_bundle):
 
 
 def _unary(op: str, dtype: int) -> bytes:
-    graph = helper.make_graph([helper.make_node(op, ["x"], ["y"])], "g", [helper.make_tensor_value_info("x", dtype, [2])],
-                              [helper.make_tensor_value_info("y", dtype, [2])])
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", dtype, [2])],
+        [helper.make_tensor_value_info("y", dtype, [2])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
@@ -127,15 +132,23 @@ def test_fp16_of_a_graph_whose_outputs_feed_other_nodes_and_come_from_a_cast(tmp
 
     rng = np.random.default_rng(0)
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["x", "w", "b"], ["logits"], name="fc", transB=1),
-         helper.make_node("Greater", ["logits", "zero"], ["positive"], name="threshold"),
-         helper.make_node("Cast", ["positive"], ["bits"], name="to_float", to=TensorProto.FLOAT)],
-        "hashing", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
-        [helper.make_tensor_value_info("bits", TensorProto.FLOAT, ["batch", 8]),
-         helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 8])],
-        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [8, 16], rng.standard_normal(128).tolist()),
-                     helper.make_tensor("b", TensorProto.FLOAT, [8], rng.standard_normal(8).tolist()),
-                     helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+        [
+            helper.make_node("Gemm", ["x", "w", "b"], ["logits"], name="fc", transB=1),
+            helper.make_node("Greater", ["logits", "zero"], ["positive"], name="threshold"),
+            helper.make_node("Cast", ["positive"], ["bits"], name="to_float", to=TensorProto.FLOAT),
+        ],
+        "hashing",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        [
+            helper.make_tensor_value_info("bits", TensorProto.FLOAT, ["batch", 8]),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 8]),
+        ],
+        initializer=[
+            helper.make_tensor("w", TensorProto.FLOAT, [8, 16], rng.standard_normal(128).tolist()),
+            helper.make_tensor("b", TensorProto.FLOAT, [8], rng.standard_normal(8).tolist()),
+            helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     model.metadata_props.add(key="apptool.config", value=json.dumps({"task": "hashing"}))

@@ -1,4 +1,5 @@
 """ONNX Runtime path: provider choice, task tags in the ONNX metadata, and no torch on the deployment path."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,11 @@ for ep in entry_points(group="apptool"):
 
 
 def test_providers_filtered_by_what_loads(monkeypatch):
-    monkeypatch.setattr(runtime._ort(), "get_available_providers",
-                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        runtime._ort(),
+        "get_available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
     monkeypatch.setattr(runtime, "_library_loads", lambda p: p == "TensorrtExecutionProvider")
     assert runtime.candidate_providers() == ["CPUExecutionProvider"]  # TensorRT needs CUDA underneath
     monkeypatch.setattr(runtime, "_library_loads", lambda p: True)

@@ -1,4 +1,5 @@
 """No code path can unpickle: the sources are scanned for every loader that would."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """The Triton model repository: every config.pbtxt checked against the ONNX graph it serves."""
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,9 @@ def parse_pbtxt(text: str) -> dict:
             if tokens[pos] == ":":
                 pos += 1
             parsed = value()
-            fields.setdefault(key, []).extend(parsed if isinstance(parsed, list) and key in ("input", "output", "instance_group") else [parsed])
+            fields.setdefault(key, []).extend(
+                parsed if isinstance(parsed, list) and key in ("input", "output", "instance_group") else [parsed]
+            )
             if pos < len(tokens) and tokens[pos] == ",":
                 pos += 1
         pos += 1
@@ -127,22 +130,33 @@ def two_graph_bundle(tmp_path) -> Path:
     rng = np.random.default_rng(0)
     weight = helper.make_tensor("w", TensorProto.FLOAT, [12, 8], rng.standard_normal(96).astype(np.float32).tolist())
     encoder = helper.make_graph(
-        [helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[2, 3], keepdims=0),
-         helper.make_node("Tile", ["pooled", "reps"], ["embedding"])],
-        "encoder", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [
+            helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[2, 3], keepdims=0),
+            helper.make_node("Tile", ["pooled", "reps"], ["embedding"]),
+        ],
+        "encoder",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 12])],
-        initializer=[helper.make_tensor("reps", TensorProto.INT64, [2], [1, 4])])
+        initializer=[helper.make_tensor("reps", TensorProto.INT64, [2], [1, 4])],
+    )
     step = helper.make_graph(
-        [helper.make_node("MatMul", ["embedding", "w"], ["proj"]),
-         helper.make_node("Add", ["h", "proj"], ["h_out"]),
-         helper.make_node("ReduceMean", ["h_out"], ["logits"], axes=[0], keepdims=0)],
+        [
+            helper.make_node("MatMul", ["embedding", "w"], ["proj"]),
+            helper.make_node("Add", ["h", "proj"], ["h_out"]),
+            helper.make_node("ReduceMean", ["h_out"], ["logits"], axes=[0], keepdims=0),
+        ],
         "step",
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 12]),
-         helper.make_tensor_value_info("token", TensorProto.INT64, ["batch"]),
-         helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, "batch", 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 8]),
-         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [1, "batch", 8])],
-        initializer=[weight])
+        [
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 12]),
+            helper.make_tensor_value_info("token", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, "batch", 8]),
+        ],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 8]),
+            helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [1, "batch", 8]),
+        ],
+        initializer=[weight],
+    )
     for name, graph in (("encoder", encoder), ("step", step)):
         onnx.save(_tagged(graph, "two_graph"), str(bundle / f"{name}.onnx"))
     (bundle / "config.json").write_text(json.dumps({"task": "two_graph", "graphs": ["encoder", "step"]}))
@@ -168,7 +182,9 @@ def test_multi_graph_bundle_gets_one_model_per_graph_and_a_chaining_readme(two_g
 
 
 def test_per_request_scalars_are_reshaped_in_a_batched_model():
-    text = config_pbtxt("m", [Tensor("lengths", "TYPE_INT64", [-1], ["batch"])], [Tensor("y", "TYPE_FP32", [-1, 4], ["batch", ""])])
+    text = config_pbtxt(
+        "m", [Tensor("lengths", "TYPE_INT64", [-1], ["batch"])], [Tensor("y", "TYPE_FP32", [-1, 4], ["batch", ""])]
+    )
     config = parse_pbtxt(text)
     assert config["max_batch_size"] == [16]
     assert config["input"][0]["dims"] == [[1]] and config["input"][0]["reshape"] == [{"shape": [[]]}]

@@ -1,4 +1,5 @@
 """Training a task end to end: data → model → fit → bundle (weights, ONNX, metrics, card)."""
+
 from __future__ import annotations
 
 import time
@@ -8,8 +9,14 @@ from typing import Any
 from apptool.task import Task
 
 
-def train(task: Task, config: dict[str, Any], out_dir: str | Path, data_dir: str | Path | None = None,
-          resume: bool = False, progress: bool = True) -> Path:
+def train(
+    task: Task,
+    config: dict[str, Any],
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
     """Train ``task`` with ``config`` and write a complete bundle to ``out_dir``.
 
     Under torchrun every rank trains; only rank 0 writes the bundle.
@@ -34,11 +41,16 @@ def train(task: Task, config: dict[str, Any], out_dir: str | Path, data_dir: str
         model, history = trainer.fit(model, splits.train, resume=resume)
         if distributed.is_main():
             save_state(out_dir / "weights.safetensors", model.state_dict(), {"task": task.name})
-            training = {"epochs_run": len(history), "seconds": round(time.perf_counter() - started, 1),
-                        "train_samples": len(splits.train), "test_samples": len(splits.test),
-                        "final_train_loss": history[-1]["train_loss"] if history else None,
-                        "final_val_loss": history[-1]["val_loss"] if history else None,
-                        "device": str(trainer.device), "world_size": distributed.world_size()}
+            training = {
+                "epochs_run": len(history),
+                "seconds": round(time.perf_counter() - started, 1),
+                "train_samples": len(splits.train),
+                "test_samples": len(splits.test),
+                "final_train_loss": history[-1]["train_loss"] if history else None,
+                "final_val_loss": history[-1]["val_loss"] if history else None,
+                "device": str(trainer.device),
+                "world_size": distributed.world_size(),
+            }
             finish_bundle(task, model, config, out_dir, splits.test, training)
     finally:
         distributed.teardown()

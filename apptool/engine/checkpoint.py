@@ -3,6 +3,7 @@
 The optimizer's tensors go into the safetensors body and its plain values
 into the JSON metadata, so a checkpoint never needs pickle to load.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,13 @@ from apptool.bundle import load_state, save_state
 CHECKPOINT = "checkpoint.safetensors"
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: dict[str, Any],
-                    best_state: dict[str, torch.Tensor] | None) -> Path:
+def save_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    progress: dict[str, Any],
+    best_state: dict[str, torch.Tensor] | None,
+) -> Path:
     """Write everything needed to continue training after ``progress['epoch']``."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if best_state is not None:

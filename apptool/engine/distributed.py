@@ -1,4 +1,5 @@
 """DDP when launched under torchrun (gloo on CPU, NCCL on CUDA); a no-op otherwise."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ Seeding makes a run reproducible, and the shuffling of each epoch is seeded by
 uninterrupted one would.  AMP and DDP switch on by themselves on CUDA and under
 torchrun.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -104,11 +105,22 @@ class Trainer:
         if distributed.world_size() > 1:
             sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=False)
             sampler.set_epoch(0)
-            return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=self.task.collate,
-                              num_workers=int(self.opts["num_workers"]))
+            return DataLoader(
+                dataset,
+                batch_size=batch_size,
+                sampler=sampler,
+                collate_fn=self.task.collate,
+                num_workers=int(self.opts["num_workers"]),
+            )
         generator = torch.Generator().manual_seed(seed)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                          collate_fn=self.task.collate, num_workers=int(self.opts["num_workers"]))
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            collate_fn=self.task.collate,
+            num_workers=int(self.opts["num_workers"]),
+        )
 
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         lr, decay = float(self.opts["lr"]), float(self.opts["weight_decay"])
@@ -172,13 +184,19 @@ class Trainer:
                 self._set_trainable(model, epoch)
                 wrapped = self._wrap(model)
                 seed_everything(int(self.config["seed"]) * 1000 + epoch)
-                train_loss = self._train_epoch(wrapped, model, optimizer, scaler, train_part, epoch, progress,
-                                               total_steps, warmup, bars)
+                train_loss = self._train_epoch(
+                    wrapped, model, optimizer, scaler, train_part, epoch, progress, total_steps, warmup, bars
+                )
                 val_loss = self._validate(wrapped, model, val_part) if val_part is not None else None
-                progress["history"].append({
-                    "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
-                    "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 3),
-                })
+                progress["history"].append(
+                    {
+                        "epoch": epoch + 1,
+                        "train_loss": train_loss,
+                        "val_loss": val_loss,
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "seconds": round(time.perf_counter() - started, 3),
+                    }
+                )
                 monitored = val_loss if val_loss is not None else train_loss
                 if progress["best_val"] is None or monitored < progress["best_val"]:
                     progress["best_val"], progress["bad_epochs"] = monitored, 0
@@ -191,8 +209,12 @@ class Trainer:
                 if distributed.is_main():
                     save_checkpoint(ckpt_path, model, optimizer, progress, best_state)
                     write_history(self.out_dir, progress["history"])
-                bars.update(epoch_bar, advance=1, description=f"train {self.task.name} · loss {train_loss:.4f}"
-                            + (f" · val {val_loss:.4f}" if val_loss is not None else ""))
+                bars.update(
+                    epoch_bar,
+                    advance=1,
+                    description=f"train {self.task.name} · loss {train_loss:.4f}"
+                    + (f" · val {val_loss:.4f}" if val_loss is not None else ""),
+                )
                 if stop:
                     break
         distributed.barrier()
@@ -214,8 +236,10 @@ class Trainer:
             with torch.autocast("cuda", enabled=self.amp) if self.amp else contextlib.nullcontext():
                 loss = self.task.loss(wrapped, batch)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch + 1}, step {progress['step']}; "
-                                         "lower train.lr or set train.grad_clip")
+                raise FloatingPointError(
+                    f"training loss became {loss.item()} at epoch {epoch + 1}, step {progress['step']}; "
+                    "lower train.lr or set train.grad_clip"
+                )
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -252,5 +276,12 @@ class Trainer:
 def _progress_bars(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), disable=not enabled, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )

@@ -1,4 +1,5 @@
 """``apptool new-plugin``: a ready-to-install task plugin distribution from the template beside this file."""
+
 from __future__ import annotations
 
 import keyword
@@ -16,8 +17,13 @@ def names_for(name: str) -> dict[str, str]:
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
         raise ConfigError(f"plugin name {name!r}: use lower-case letters, digits and underscores, starting with a letter")
     words = name.split("_")
-    return {"name": name, "package": f"apptool_{name}", "dist": f"apptool-{name.replace('_', '-')}",
-            "cls": "".join(w.capitalize() for w in words) + "Task", "title": " ".join(words).capitalize()}
+    return {
+        "name": name,
+        "package": f"apptool_{name}",
+        "dist": f"apptool-{name.replace('_', '-')}",
+        "cls": "".join(w.capitalize() for w in words) + "Task",
+        "title": " ".join(words).capitalize(),
+    }
 
 
 def create_plugin(name: str, parent: Path) -> Path:

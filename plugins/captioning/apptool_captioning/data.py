@@ -6,17 +6,18 @@ model learns from every reference of an image in the same step.  Evaluation
 reads ``dataset.image(i)`` and ``dataset.references[i]`` (all references, as
 tokens) instead.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from apptool.errors import DataError, InputError
 from apptool.images import read_image, to_rgb
-
 from apptool_captioning import readers
 from apptool_captioning.scenes import make_scenes
 from apptool_captioning.text import PAD_ID, build_vocab, encode, tokenize
@@ -42,14 +43,19 @@ def preprocess(images: Sequence[np.ndarray], config: dict[str, Any]) -> np.ndarr
     size = data["image_size"]
     mean = np.asarray(data["mean"], np.float32).reshape(1, 1, 3)
     std = np.asarray(data["std"], np.float32).reshape(1, 1, 3)
-    batch = [((resize(im, size, f"image {i}").astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1) for i, im in enumerate(images)]
+    batch = [
+        ((resize(im, size, f"image {i}").astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)
+        for i, im in enumerate(images)
+    ]
     return np.ascontiguousarray(np.stack(batch), dtype=np.float32)
 
 
 class CaptionDataset:
     """Images (arrays, or files read on first use) and their tokenised reference captions."""
 
-    def __init__(self, images: Sequence[np.ndarray | Path], references: list[list[list[str]]], vocab: Sequence[str], config: dict[str, Any]):
+    def __init__(
+        self, images: Sequence[np.ndarray | Path], references: list[list[list[str]]], vocab: Sequence[str], config: dict[str, Any]
+    ):
         self.images = list(images)
         self.references = references
         self.config = config
@@ -72,7 +78,9 @@ class CaptionDataset:
                     raise DataError(str(exc)) from None
             else:
                 raw = source
-            self._cache[i] = resize(raw, self.config["data"]["image_size"], str(source) if isinstance(source, Path) else f"image {i}")
+            self._cache[i] = resize(
+                raw, self.config["data"]["image_size"], str(source) if isinstance(source, Path) else f"image {i}"
+            )
         return self._cache[i]
 
     def captions(self, i: int) -> np.ndarray:

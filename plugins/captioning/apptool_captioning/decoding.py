@@ -13,6 +13,7 @@ length_penalty`` (length counts ``<end>``; 0 ranks by raw log-probability,
 1 by mean per-token log-probability).  An image stops when ``beam_size``
 hypotheses have finished.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -86,12 +87,15 @@ def beam_search(
     return [sorted(f, key=lambda x: -x["score"])[:n_best] for f in finished]
 
 
-def caption_images(runner, images: np.ndarray, decode: dict[str, Any], beam_size: int | None = None, chunk: int = 64) -> list[list[dict[str, Any]]]:
+def caption_images(
+    runner, images: np.ndarray, decode: dict[str, Any], beam_size: int | None = None, chunk: int = 64
+) -> list[list[dict[str, Any]]]:
     """Beam search (or greedy with ``beam_size=1``) over preprocessed images, ``chunk`` images at a time."""
     beam = int(beam_size or decode["beam_size"])
     results: list[list[dict[str, Any]]] = []
     for start in range(0, len(images), chunk):
         h, c = initial_state(runner, images[start : start + chunk])
-        results += beam_search(runner, h, c, beam, decode["max_len"], decode["length_penalty"], max(1, min(decode["n_best"], beam)))
+        results += beam_search(
+            runner, h, c, beam, decode["max_len"], decode["length_penalty"], max(1, min(decode["n_best"], beam))
+        )
     return results
-

@@ -1,4 +1,5 @@
 """The captioning tab: upload an image, read the best caption and every beam with its score."""
+
 from __future__ import annotations
 
 import cv2

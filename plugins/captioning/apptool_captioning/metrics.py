@@ -14,10 +14,11 @@ frequencies from the evaluated references, candidate counts clipped to the
 reference's ("-D"), a Gaussian length penalty (sigma 6), cosine-like
 similarity averaged over references and n-gram orders, times 10.
 """
+
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

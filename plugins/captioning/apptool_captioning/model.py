@@ -8,6 +8,7 @@ layout (flattened, not pooled): the captions talk about left/right/above/below.
 Export splits the same weights into three graphs (see ``graphs``) so that
 beam search can run in numpy over any runner.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,23 +16,33 @@ import torch.nn.functional as F
 from torch import nn
 
 from apptool.backbones import create_encoder
-
 from apptool_captioning.text import PAD_ID
 
 
 class ShowAndTell(nn.Module):
     """CNN encoder -> image embedding -> LSTM language model over the vocabulary."""
 
-    def __init__(self, vocab_size: int, backbone: str, pretrained=None, image_size: int = 64, embed_dim: int = 128, hidden_dim: int = 256, dropout: float = 0.3):
+    def __init__(
+        self,
+        vocab_size: int,
+        backbone: str,
+        pretrained=None,
+        image_size: int = 64,
+        embed_dim: int = 128,
+        hidden_dim: int = 256,
+        dropout: float = 0.3,
+    ):
         super().__init__()
         self.encoder = create_encoder(backbone, pretrained)
         self.encoder.eval()
         with torch.no_grad():
             grid = self.encoder(torch.zeros(1, 3, image_size, image_size))[-1].shape[1:]
         self.encoder.train()
-        # batch norm keeps the image embedding on the word embeddings' scale: without it the projection
-        # learns a large constant that saturates the LSTM gates and the decoder stops looking at the image
-        self.project = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(grid.numel(), embed_dim), nn.BatchNorm1d(embed_dim))
+        # batch norm keeps the image embedding zero-mean, on the word embeddings' scale: without it the
+        # projection drifts to a large constant offset (norm ~80 against ~10) that saturates the LSTM gates
+        self.project = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(grid.numel(), embed_dim), nn.BatchNorm1d(embed_dim)
+        )
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
         with torch.no_grad():  # forget-gate bias 2 (gates: input, forget, cell, output): the cell state must

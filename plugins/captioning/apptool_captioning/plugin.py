@@ -1,6 +1,6 @@
 """Entry point of the captioning plugin: registers the task (no torch imported here)."""
-import apptool
 
+import apptool
 from apptool_captioning.task import CaptioningTask
 
 APPTOOL_API = 1

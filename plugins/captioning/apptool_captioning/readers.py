@@ -6,6 +6,7 @@ order.  Images listed without any caption are skipped; captions are kept raw
 layout is a DataError naming the file and the entry (``annotations[12].caption``,
 ``Flickr8k.token.txt:40``).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ Items = list[tuple[Path, list[str]]]
 
 
 def detect_format(data_dir: Path) -> str:
-    """"coco" or "flickr8k", from the files in ``data_dir``."""
+    """ "coco" or "flickr8k", from the files in ``data_dir``."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: no such data folder")
@@ -75,7 +76,9 @@ def _field(entry: object, key: str, kinds: tuple[type, ...], where: str):
         raise DataError(f"{where}: missing {key!r}")
     value = entry[key]
     if not isinstance(value, kinds) or isinstance(value, bool):
-        raise DataError(f"{where}.{key}: expected {' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__} {value!r:.60}")
+        raise DataError(
+            f"{where}.{key}: expected {' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__} {value!r:.60}"
+        )
     return value
 
 
@@ -147,7 +150,14 @@ def read_flickr8k(data_dir: Path) -> dict[str, Items]:
     else:
         ordered = list(captions)
         names = {"train": [n for i, n in enumerate(ordered) if i % 5 != 4], "test": ordered[4::5]}
-    folder = next((data_dir / d for d in FLICKR_IMAGE_DIRS if (data_dir / d).is_dir() and any((data_dir / d / n).is_file() for n in captions)), data_dir)
+    folder = next(
+        (
+            data_dir / d
+            for d in FLICKR_IMAGE_DIRS
+            if (data_dir / d).is_dir() and any((data_dir / d / n).is_file() for n in captions)
+        ),
+        data_dir,
+    )
     splits: dict[str, Items] = {}
     for split, ns in names.items():
         items = []

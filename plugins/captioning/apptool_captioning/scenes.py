@@ -10,6 +10,7 @@ all references rewards a correct description in any phrasing.
 Everything is drawn with OpenCV at 4x resolution and downsampled, so shapes
 are anti-aliased; a scene is a pure function of the random generator.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,10 +28,27 @@ COLOURS = {
     "purple": (145, 50, 190),
     "orange": (250, 135, 20),
 }
-COLOUR_WORDS = {"red": ["red"], "green": ["green"], "blue": ["blue"], "yellow": ["yellow"], "purple": ["purple", "violet"], "orange": ["orange"]}
-SHAPE_WORDS = {"circle": ["circle", "disc"], "square": ["square", "box", "block"], "triangle": ["triangle"], "diamond": ["diamond", "rhombus"]}
+COLOUR_WORDS = {
+    "red": ["red"],
+    "green": ["green"],
+    "blue": ["blue"],
+    "yellow": ["yellow"],
+    "purple": ["purple", "violet"],
+    "orange": ["orange"],
+}
+SHAPE_WORDS = {
+    "circle": ["circle", "disc"],
+    "square": ["square", "box", "block"],
+    "triangle": ["triangle"],
+    "diamond": ["diamond", "rhombus"],
+}
 SIZE_WORDS = {"small": ["small", "little", "tiny"], "large": ["large", "big"]}
-BACKGROUND_WORDS = {"plain": ["plain"], "striped": ["striped"], "checkered": ["checkered", "checked"], "dotted": ["dotted", "spotted"]}
+BACKGROUND_WORDS = {
+    "plain": ["plain"],
+    "striped": ["striped"],
+    "checkered": ["checkered", "checked"],
+    "dotted": ["dotted", "spotted"],
+}
 RELATION_WORDS = {
     "left": ["to the left of", "left of", "on the left of"],
     "right": ["to the right of", "right of", "on the right of"],
@@ -128,7 +146,9 @@ def _draw(canvas: np.ndarray, thing: Thing, colour: np.ndarray) -> None:
 def _sample_thing(rng: np.random.Generator, size: int) -> Thing:
     size_word = str(rng.choice(list(RADIUS)))
     lo, hi = RADIUS[size_word]
-    return Thing(str(rng.choice(list(SHAPE_WORDS))), str(rng.choice(list(COLOURS))), size_word, 0.0, 0.0, float(rng.uniform(lo, hi) * size))
+    return Thing(
+        str(rng.choice(list(SHAPE_WORDS))), str(rng.choice(list(COLOURS))), size_word, 0.0, 0.0, float(rng.uniform(lo, hi) * size)
+    )
 
 
 def _place_pair(a: Thing, b: Thing, rng: np.random.Generator, size: int) -> bool:

@@ -3,11 +3,13 @@
 Only numpy and OpenCV are imported at module level: predict, evaluate and the
 demo run over ONNX Runtime on machines without torch.
 """
+
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -15,7 +17,6 @@ import numpy as np
 from apptool.bundle import atomic_write_json
 from apptool.images import to_rgb
 from apptool.task import Graph, Splits, Task, deep_merge
-
 from apptool_captioning.data import IMAGENET_MEAN, IMAGENET_STD, SAMPLE_STREAM, load_splits, preprocess
 from apptool_captioning.decoding import beam_search, caption_images, initial_state
 from apptool_captioning.metrics import cider_d, corpus_bleu
@@ -72,7 +73,14 @@ class CaptioningTask(Task):
                 "std": IMAGENET_STD,
             },
             "decode": {"beam_size": 3, "n_best": 3, "max_len": 20, "length_penalty": 0.0},
-            "train": {"epochs": 12, "batch_size": 32, "lr": 3e-3, "grad_clip": 5.0, "backbone_lr_mult": 1.0, "val_fraction": 0.05},
+            "train": {
+                "epochs": 12,
+                "batch_size": 32,
+                "lr": 3e-3,
+                "grad_clip": 5.0,
+                "backbone_lr_mult": 1.0,
+                "val_fraction": 0.05,
+            },
         }
 
     def config(self, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
@@ -92,8 +100,13 @@ class CaptioningTask(Task):
 
         m = config["model"]
         return ShowAndTell(
-            len(_vocab(config)), m["backbone"], m.get("pretrained"), int(config["data"]["image_size"]),
-            int(m["embed_dim"]), int(m["hidden_dim"]), float(m["dropout"]),
+            len(_vocab(config)),
+            m["backbone"],
+            m.get("pretrained"),
+            int(config["data"]["image_size"]),
+            int(m["embed_dim"]),
+            int(m["hidden_dim"]),
+            float(m["dropout"]),
         )
 
     def load_data(self, config, data_dir: Path | None) -> Splits:
@@ -106,7 +119,9 @@ class CaptioningTask(Task):
 
         captions = np.stack([s[1] for s in samples])
         longest = max(2, int((captions != PAD_ID).sum(axis=-1).max()))
-        return torch.from_numpy(np.stack([s[0] for s in samples])), torch.from_numpy(np.ascontiguousarray(captions[:, :, :longest]))
+        return torch.from_numpy(np.stack([s[0] for s in samples])), torch.from_numpy(
+            np.ascontiguousarray(captions[:, :, :longest])
+        )
 
     def loss(self, model, batch):
         from apptool_captioning.model import caption_loss
@@ -123,16 +138,26 @@ class CaptioningTask(Task):
         batch = {0: "batch"}
         return [
             Graph(
-                "encoder", EncoderGraph(model).eval(), ("image",), ("embedding",), {"image": batch, "embedding": batch},
+                "encoder",
+                EncoderGraph(model).eval(),
+                ("image",),
+                ("embedding",),
+                {"image": batch, "embedding": batch},
                 [{"image": rng.standard_normal((n, 3, size, size), dtype=np.float32)} for n in (1, 3)],
             ),
             Graph(
-                "decoder_init", DecoderInitGraph(model).eval(), ("embedding",), ("h", "c"),
+                "decoder_init",
+                DecoderInitGraph(model).eval(),
+                ("embedding",),
+                ("h", "c"),
                 {"embedding": batch, "h": batch, "c": batch},
                 [{"embedding": rng.standard_normal((n, embed), dtype=np.float32)} for n in (1, 3)],
             ),
             Graph(
-                "decoder_step", DecoderStepGraph(model).eval(), ("token", "h", "c"), ("log_probs", "h_out", "c_out"),
+                "decoder_step",
+                DecoderStepGraph(model).eval(),
+                ("token", "h", "c"),
+                ("log_probs", "h_out", "c_out"),
                 {name: batch for name in ("token", "h", "c", "log_probs", "h_out", "c_out")},
                 [
                     {
@@ -152,7 +177,9 @@ class CaptioningTask(Task):
         vocab = _vocab(config)
         results = []
         for hypotheses in caption_images(runner, preprocess(list(items), config), config["decode"]):
-            beams = [{"caption": " ".join(_text(h["ids"], vocab)), "score": h["score"], "logprob": h["logprob"]} for h in hypotheses]
+            beams = [
+                {"caption": " ".join(_text(h["ids"], vocab)), "score": h["score"], "logprob": h["logprob"]} for h in hypotheses
+            ]
             results.append({"caption": beams[0]["caption"], "score": beams[0]["score"], "beams": beams})
         return results
 
@@ -164,8 +191,13 @@ class CaptioningTask(Task):
         for start in range(0, len(dataset), 64):
             images = preprocess([dataset.image(i) for i in range(start, min(start + 64, len(dataset)))], config)
             h, c = initial_state(runner, images)
-            beam += [_text(hyps[0]["ids"], vocab) for hyps in beam_search(runner, h, c, beam_size, decode["max_len"], decode["length_penalty"])]
-            greedy += [_text(hyps[0]["ids"], vocab) for hyps in beam_search(runner, h, c, 1, decode["max_len"], decode["length_penalty"])]
+            beam += [
+                _text(hyps[0]["ids"], vocab)
+                for hyps in beam_search(runner, h, c, beam_size, decode["max_len"], decode["length_penalty"])
+            ]
+            greedy += [
+                _text(hyps[0]["ids"], vocab) for hyps in beam_search(runner, h, c, 1, decode["max_len"], decode["length_penalty"])
+            ]
         references = dataset.references
         metrics: dict[str, Any] = corpus_bleu(beam, references)
         metrics["cider"] = cider_d(beam, references)
@@ -175,7 +207,10 @@ class CaptioningTask(Task):
         if out_dir is not None:
             atomic_write_json(
                 Path(out_dir) / "test_captions.json",
-                [{"beam": " ".join(b), "greedy": " ".join(g), "references": [" ".join(r) for r in refs]} for b, g, refs in zip(beam, greedy, references)],
+                [
+                    {"beam": " ".join(b), "greedy": " ".join(g), "references": [" ".join(r) for r in refs]}
+                    for b, g, refs in zip(beam, greedy, references)
+                ],
             )
         return metrics
 
@@ -197,7 +232,16 @@ class CaptioningTask(Task):
         line_h = int(30 * scale) + 6
         band = np.full((line_h * len(lines) + 12, width, 3), 255, np.uint8)
         for i, line in enumerate(lines):
-            cv2.putText(band, line, (8, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), max(1, round(scale * 1.5)), cv2.LINE_AA)
+            cv2.putText(
+                band,
+                line,
+                (8, line_h * (i + 1)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                (20, 20, 20),
+                max(1, round(scale * 1.5)),
+                cv2.LINE_AA,
+            )
         return np.ascontiguousarray(np.vstack([image, band]))
 
     def demo(self, ctx):

@@ -6,11 +6,12 @@ on whitespace.  So leading/trailing spaces, newlines, trailing periods and
 mixed case in real caption files all disappear.  BLEU and CIDEr-D are
 computed on these tokens (sacrebleu is told ``tokenize="none"``).
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -41,4 +42,3 @@ def encode(tokens: Sequence[str], index: dict[str, int], max_len: int) -> np.nda
     row = np.full(max_len + 2, PAD_ID, dtype=np.int64)
     row[: len(ids) + 2] = [START_ID, *ids, END_ID]
     return row
-

@@ -1,4 +1,5 @@
 """Captioning: generator, tokenisation, COCO/Flickr8k readers, metrics, beam search, and train -> eval end to end."""
+
 from __future__ import annotations
 
 import json
@@ -8,14 +9,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from apptool.errors import DataError
 from apptool_captioning import scenes
 from apptool_captioning.data import load_splits
 from apptool_captioning.decoding import beam_search
 from apptool_captioning.metrics import cider_d, corpus_bleu
 from apptool_captioning.readers import read_coco, read_flickr8k
 from apptool_captioning.text import END_ID, START_ID, build_vocab, encode, tokenize
+
+from apptool.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +88,20 @@ def write_coco(root: Path, n_train: int = 30, n_test: int = 10, seed: int = 0) -
     """A COCO-captions folder with real-world quirks, from generated scenes."""
     quirks = ["  {}  ", "{}.", "{}\n", "{} .", "{}"]
     for split, n, stream in (("train", n_train, 0), ("test", n_test, 1)):
-        doc = {"info": {"description": "test", "year": 2014}, "licenses": [{"id": 1, "name": "x"}], "images": [], "annotations": []}
+        doc = {
+            "info": {"description": "test", "year": 2014},
+            "licenses": [{"id": 1, "name": "x"}],
+            "images": [],
+            "annotations": [],
+        }
         for i, scene in enumerate(scenes.make_scenes(n, (seed, stream))):
             image_id = 1000 * (stream + 1) + i
             name = f"{split}2014/COCO_{split}2014_{image_id:012d}.jpg"
             (root / "images" / name).parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(root / "images" / name), scene.image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-            doc["images"].append({"id": image_id, "file_name": name, "height": 64, "width": 64, "license": 1, "coco_url": "http://x"})
+            doc["images"].append(
+                {"id": image_id, "file_name": name, "height": 64, "width": 64, "license": 1, "coco_url": "http://x"}
+            )
             for k, caption in enumerate(scene.captions):
                 text = quirks[k % len(quirks)].format(caption.capitalize() if k % 2 else caption.upper())
                 doc["annotations"].append({"id": 10 * image_id + k, "image_id": image_id, "caption": text})
@@ -127,12 +135,27 @@ def _coco_doc(images, annotations):
     "doc, message",
     [
         ('{"images": [', "not valid JSON (line 1"),
-        (_coco_doc([{"id": 1, "file_name": "a.png"}], [{"image_id": 1, "caption": 7}]), "annotations[0].caption: expected str, got int"),
-        (_coco_doc([{"id": 1, "file_name": "a.png"}], [{"image_id": 1, "caption": "ok"}, {"caption": "x"}]), "annotations[1]: missing 'image_id'"),
-        (_coco_doc([{"id": 1, "file_name": "a.png"}], [{"image_id": 2, "caption": "x"}]), "annotations[0].image_id: 2 is not the id"),
-        (_coco_doc([{"id": 1, "file_name": "a.png"}], [{"image_id": 1, "caption": None}]), "annotations[0].caption: expected str, got NoneType"),
+        (
+            _coco_doc([{"id": 1, "file_name": "a.png"}], [{"image_id": 1, "caption": 7}]),
+            "annotations[0].caption: expected str, got int",
+        ),
+        (
+            _coco_doc([{"id": 1, "file_name": "a.png"}], [{"image_id": 1, "caption": "ok"}, {"caption": "x"}]),
+            "annotations[1]: missing 'image_id'",
+        ),
+        (
+            _coco_doc([{"id": 1, "file_name": "a.png"}], [{"image_id": 2, "caption": "x"}]),
+            "annotations[0].image_id: 2 is not the id",
+        ),
+        (
+            _coco_doc([{"id": 1, "file_name": "a.png"}], [{"image_id": 1, "caption": None}]),
+            "annotations[0].caption: expected str, got NoneType",
+        ),
         (_coco_doc([{"id": 1}], []), "images[0]: missing 'file_name'"),
-        (_coco_doc([{"id": 1, "file_name": "../../etc/passwd"}], []), "images[0]: path '../../etc/passwd' leaves the data folder"),
+        (
+            _coco_doc([{"id": 1, "file_name": "../../etc/passwd"}], []),
+            "images[0]: path '../../etc/passwd' leaves the data folder",
+        ),
         (_coco_doc([{"id": 1, "file_name": "/etc/passwd"}], []), "leaves the data folder"),
         (_coco_doc([{"id": 1, "file_name": "gone.png"}], [{"image_id": 1, "caption": "x"}]), "images[0] (id 1): image file"),
         ({"images": {}, "annotations": []}, "field 'images' must be a list"),

@@ -6,6 +6,7 @@ takes the top principal directions and rotates them to minimise the
 quantisation loss ||B − VR||², alternating B = sign(VR) with an orthogonal
 Procrustes step for R.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,11 +3,12 @@
 Both run the bundle's ONNX encoder (no torch) and work on the bundle's
 ``index.safetensors``; adding rewrites that file atomically.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -49,9 +50,15 @@ def search(bundle: Path, inputs: list[Path], k: int, radius: int | None) -> list
     found = index.radius_search(codes, radius) if radius is not None else list(zip(*index.search(codes, k)))
     results = []
     for (path, _), code, (dist, idx) in zip(files, codes, found):
-        hits = [{"name": index.names[j], "distance": int(d), "code": index.codes[j].tobytes().hex(),
-                 "class": classes[index.labels[j]] if 0 <= index.labels[j] < len(classes) else None}
-                for d, j in zip(dist, idx)]
+        hits = [
+            {
+                "name": index.names[j],
+                "distance": int(d),
+                "code": index.codes[j].tobytes().hex(),
+                "class": classes[index.labels[j]] if 0 <= index.labels[j] < len(classes) else None,
+            }
+            for d, j in zip(dist, idx)
+        ]
         results.append({"query": str(path), "code": code.tobytes().hex(), "results": hits})
     return results
 
@@ -72,8 +79,12 @@ def add(bundle: Path, inputs: list[Path], label: str | None) -> dict[str, Any]:
         if name not in classes:
             classes.append(name)
         labels.append(classes.index(name))
-    index.add(_codes(predictor, list(images)), np.array(labels), [str(path) for path, _ in files],
-              images if index.images is not None else None)
+    index.add(
+        _codes(predictor, list(images)),
+        np.array(labels),
+        [str(path) for path, _ in files],
+        images if index.images is not None else None,
+    )
     index.save(Path(bundle) / INDEX_FILE, {**meta, "classes": classes})
     return {"added": len(files), "database": len(index), "classes": classes}
 
@@ -87,7 +98,7 @@ def register(app) -> None:
         bundle: Path = typer.Argument(..., help="A dbn_hashing bundle."),
         inputs: list[Path] = typer.Argument(..., metavar="IMAGE...", help="Query images or folders."),
         k: int = typer.Option(10, "--k", help="How many nearest database entries."),
-        radius: Optional[int] = typer.Option(None, "--radius", help="Return everything within this Hamming distance instead."),
+        radius: int | None = typer.Option(None, "--radius", help="Return everything within this Hamming distance instead."),
     ) -> None:
         """Nearest database images of each query by Hamming distance (JSON on stdout)."""
         print(json.dumps(search(bundle, inputs, k, radius), indent=2))
@@ -96,7 +107,7 @@ def register(app) -> None:
     def add_command(
         bundle: Path = typer.Argument(..., help="A dbn_hashing bundle."),
         inputs: list[Path] = typer.Argument(..., metavar="IMAGE...", help="Images or folders to add to the database."),
-        label: Optional[str] = typer.Option(None, "--label", help="Their class (default: each file's folder name)."),
+        label: str | None = typer.Option(None, "--label", help="Their class (default: each file's folder name)."),
     ) -> None:
         """Encode images with the bundle's model and add them to its database index."""
         print(json.dumps(add(bundle, inputs, label), indent=2))

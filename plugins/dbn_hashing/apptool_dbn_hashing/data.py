@@ -4,6 +4,7 @@ Everything here is numpy/OpenCV, so evaluation and the demo run without torch.
 A split holds images as uint8 HxWxC arrays at the model's input size; the
 trainer gets float CHW arrays in [0, 1] from ``__getitem__``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -184,8 +185,10 @@ def read_folder(data_dir: Path, size: int, channels: int) -> tuple[ImageSet, Ima
     test_files = _class_files(data_dir / "test")
     unknown = sorted(set(test_files) - set(train_files))
     if unknown:
-        raise DataError(f"{data_dir / 'test' / unknown[0]}: class {unknown[0]!r} has no images in {data_dir / 'train'}, "
-                        "so its queries could never find a relevant image")
+        raise DataError(
+            f"{data_dir / 'test' / unknown[0]}: class {unknown[0]!r} has no images in {data_dir / 'train'}, "
+            "so its queries could never find a relevant image"
+        )
     classes = sorted(train_files)
     return _read_split(train_files, classes, size, channels), _read_split(test_files, classes, size, channels)
 

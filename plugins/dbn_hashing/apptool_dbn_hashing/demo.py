@@ -1,4 +1,5 @@
 """The demo tab: search the bundle's database by a query image, and look at what the first RBM learned."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,7 @@ def code_picture(image: np.ndarray, bits: str, size: int = 128) -> np.ndarray:
     strip = np.full((rows * cell + 4, size, 3), 128, np.uint8)
     for i, bit in enumerate(bits):
         r, c = divmod(i, cols)
-        strip[2 + r * cell:2 + (r + 1) * cell - 1, c * cell:(c + 1) * cell - 1] = 255 if bit == "1" else 0
+        strip[2 + r * cell : 2 + (r + 1) * cell - 1, c * cell : (c + 1) * cell - 1] = 255 if bit == "1" else 0
     return np.concatenate([picture, strip])
 
 
@@ -40,7 +41,7 @@ def filter_mosaic(weights: np.ndarray, shape: tuple[int, int, int], count: int =
     cols = 8
     while len(tiles) % cols:
         tiles.append(np.full_like(tiles[0], 255))
-    return np.concatenate([np.concatenate(tiles[i:i + cols], 1) for i in range(0, len(tiles), cols)], 0)
+    return np.concatenate([np.concatenate(tiles[i : i + cols], 1) for i in range(0, len(tiles), cols)], 0)
 
 
 def first_layer_view(bundle_dir: Path, config: dict[str, Any]) -> tuple[np.ndarray | None, str]:
@@ -70,8 +71,10 @@ def build_tab(task, ctx) -> None:
         cv2.imwrite(str(path), cv2.resize(image, (64, 64), interpolation=cv2.INTER_NEAREST)[:, :, ::-1])
         examples.append([str(path)])
 
-    gr.Markdown(f"Upload an image: the DBN turns it into a {index.bits}-bit code, and the {len(index):,} database "
-                f"images nearest in Hamming distance come back ({index.backend} search).")
+    gr.Markdown(
+        f"Upload an image: the DBN turns it into a {index.bits}-bit code, and the {len(index):,} database "
+        f"images nearest in Hamming distance come back ({index.backend} search)."
+    )
     with gr.Row():
         with gr.Column(scale=1):
             query = gr.Image(type="numpy", label="query image", image_mode="RGB")
@@ -99,5 +102,6 @@ def build_tab(task, ctx) -> None:
         text = f"**code** `{result['bits']}` (hex `{result['code']}`); smallest |logit| {result['min_abs_logit']:.2f}"
         return text, shown
 
-    button.click(ctx.guard(search), [query, k], [code, gallery], concurrency_id=ctx.concurrency_id,
-                 api_name=ctx.api_name("predict"))
+    button.click(
+        ctx.guard(search), [query, k], [code, gallery], concurrency_id=ctx.concurrency_id, api_name=ctx.api_name("predict")
+    )

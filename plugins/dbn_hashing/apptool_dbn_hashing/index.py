@@ -6,6 +6,7 @@ otherwise: XOR of 64-bit words and ``np.bitwise_count``, one block of queries
 against cache-sized chunks of the database, then a per-query distance bound
 taken from a strided sample, so only a few thousand candidates need sorting.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,7 +61,7 @@ def hamming_distances(queries: np.ndarray, database: np.ndarray) -> np.ndarray:
     q, db = _words(queries), _words(database)
     out = np.empty((len(q), len(db)), np.uint16)
     for start in range(0, len(db), DB_CHUNK):
-        _block_distances(q, db[start:start + DB_CHUNK], out[:, start:start + DB_CHUNK])
+        _block_distances(q, db[start : start + DB_CHUNK], out[:, start : start + DB_CHUNK])
     return out
 
 
@@ -77,7 +78,7 @@ def _topk_block(q: np.ndarray, db: np.ndarray, k: int, bits: int) -> tuple[np.nd
     dtype = np.uint8 if bits < 256 else np.uint16
     dist = np.empty((len(q), n), dtype)
     for start in range(0, n, DB_CHUNK):
-        _block_distances(q, db[start:start + DB_CHUNK], dist[:, start:start + DB_CHUNK])
+        _block_distances(q, db[start : start + DB_CHUNK], dist[:, start : start + DB_CHUNK])
     stride = max(1, n // SAMPLE)
     sample = dist[:, ::stride]
     # the k-th smallest of a subset bounds the k-th smallest of the whole row from above
@@ -118,19 +119,30 @@ class HammingIndex:
     def __len__(self) -> int:
         return len(self.codes)
 
-    def add(self, packed: np.ndarray, labels: np.ndarray | None = None, names: list[str] | None = None,
-            images: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        packed: np.ndarray,
+        labels: np.ndarray | None = None,
+        names: list[str] | None = None,
+        images: np.ndarray | None = None,
+    ) -> None:
         """Append packed codes (and their labels, names, images) to the index."""
         packed = np.ascontiguousarray(packed, np.uint8)
         if packed.ndim != 2 or packed.shape[1] != self.nbytes:
-            raise InputError(f"codes to add must be uint8 rows of {self.nbytes} bytes ({self.bits} bits), got shape {packed.shape}")
+            raise InputError(
+                f"codes to add must be uint8 rows of {self.nbytes} bytes ({self.bits} bits), got shape {packed.shape}"
+            )
         n = len(packed)
         labels = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
         names = [f"item{len(self) + i}" for i in range(n)] if names is None else list(names)
         if len(labels) != n or len(names) != n or (images is not None and len(images) != n):
             raise InputError(f"adding {n} codes needs {n} labels, names and images")
         if (images is None) != (self.images is None) and len(self):
-            raise InputError("this index " + ("stores" if self.images is not None else "does not store") + " images: add them with every code or never")
+            raise InputError(
+                "this index "
+                + ("stores" if self.images is not None else "does not store")
+                + " images: add them with every code or never"
+            )
         self.codes = np.concatenate([self.codes, packed])
         self.labels = np.concatenate([self.labels, labels])
         self.names += names
@@ -174,13 +186,13 @@ class HammingIndex:
             dist, idx = self._faiss_index().search(self._faiss_rows(queries), k)
             return dist.astype(np.int32), idx.astype(np.int64)
         q, db = _words(queries), self._db_words()
-        blocks = [(s, q[s:s + QUERY_BLOCK]) for s in range(0, len(q), QUERY_BLOCK)]
+        blocks = [(s, q[s : s + QUERY_BLOCK]) for s in range(0, len(q), QUERY_BLOCK)]
         dist = np.empty((len(q), k), np.int32)
         idx = np.empty((len(q), k), np.int64)
 
         def run(block):
             start, rows = block
-            dist[start:start + len(rows)], idx[start:start + len(rows)] = _topk_block(rows, db, k, self.bits)
+            dist[start : start + len(rows)], idx[start : start + len(rows)] = _topk_block(rows, db, k, self.bits)
 
         if self.threads > 1 and len(blocks) > 1:
             with ThreadPoolExecutor(self.threads) as pool:
@@ -197,12 +209,12 @@ class HammingIndex:
         if self.backend == "faiss":
             lims, dist, idx = self._faiss_index().range_search(self._faiss_rows(queries), int(radius) + 1)  # faiss: d < radius
             for i in range(len(queries)):
-                d, j = dist[lims[i]:lims[i + 1]].astype(np.int32), idx[lims[i]:lims[i + 1]].astype(np.int64)
+                d, j = dist[lims[i] : lims[i + 1]].astype(np.int32), idx[lims[i] : lims[i + 1]].astype(np.int64)
                 order = np.lexsort((j, d))
                 found.append((d[order], j[order]))
             return found
         for start in range(0, len(queries), QUERY_BLOCK):
-            dist = hamming_distances(queries[start:start + QUERY_BLOCK], self.codes)
+            dist = hamming_distances(queries[start : start + QUERY_BLOCK], self.codes)
             for row in dist:
                 j = np.flatnonzero(row <= radius)
                 order = np.argsort(row[j], kind="stable")
@@ -231,7 +243,7 @@ class HammingIndex:
         try:
             with safe_open(str(path), framework="np") as handle:
                 header = json.loads((handle.metadata() or {}).get("json", "{}"))
-                arrays = {key: handle.get_tensor(key) for key in handle.keys()}
+                arrays = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is no mapping)
         except (SafetensorError, OSError, ValueError) as exc:
             raise BundleError(f"{path}: not a valid index file ({exc})") from None
         if header.get("format") != FORMAT or "codes" not in arrays:

@@ -6,6 +6,7 @@ random order inside each tied group, computed in closed form from per-distance
 counts: the figures do not depend on how the database happens to be ordered.
 A database item is relevant to a query when it has the query's class.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,8 +65,15 @@ def precision_within_radius_from_groups(n: np.ndarray, r: np.ndarray, radius: in
     return np.where(found > 0, hits / np.maximum(found, 1), 0.0), found > 0
 
 
-def retrieval_metrics(queries: np.ndarray, query_labels: np.ndarray, database: np.ndarray, database_labels: np.ndarray,
-                      bits: int, k: int = 10, radius: int = 2) -> dict[str, float]:
+def retrieval_metrics(
+    queries: np.ndarray,
+    query_labels: np.ndarray,
+    database: np.ndarray,
+    database_labels: np.ndarray,
+    bits: int,
+    k: int = 10,
+    radius: int = 2,
+) -> dict[str, float]:
     """mAP over the whole database, precision@k and precision within Hamming ``radius`` of packed codes.
 
     Queries with nothing within the radius count as precision 0 in ``precision_r{radius}``;
@@ -73,13 +81,17 @@ def retrieval_metrics(queries: np.ndarray, query_labels: np.ndarray, database: n
     """
     ap, pk, pr, found = [], [], [], []
     for start in range(0, len(queries), QUERY_CHUNK):
-        dist = hamming_distances(queries[start:start + QUERY_CHUNK], database)
-        relevant = query_labels[start:start + QUERY_CHUNK, None] == database_labels[None, :]
+        dist = hamming_distances(queries[start : start + QUERY_CHUNK], database)
+        relevant = query_labels[start : start + QUERY_CHUNK, None] == database_labels[None, :]
         n, r = _group_counts(dist, relevant, bits)
         ap.append(average_precision_from_groups(n, r))
         pk.append(precision_at_k_from_groups(n, r, k))
         precision, any_found = precision_within_radius_from_groups(n, r, radius)
         pr.append(precision)
         found.append(any_found)
-    return {"map": float(np.concatenate(ap).mean()), f"precision_at_{k}": float(np.concatenate(pk).mean()),
-            f"precision_r{radius}": float(np.concatenate(pr).mean()), f"r{radius}_found": float(np.concatenate(found).mean())}
+    return {
+        "map": float(np.concatenate(ap).mean()),
+        f"precision_at_{k}": float(np.concatenate(pk).mean()),
+        f"precision_r{radius}": float(np.concatenate(pr).mean()),
+        f"r{radius}_found": float(np.concatenate(found).mean()),
+    }

@@ -9,6 +9,7 @@ drives their logistic outputs to 0 or 1, so thresholding the logit at 0
 later loses little.  A ``classify`` head puts a softmax layer on the code
 layer instead, to test supervised fine-tuning after pretraining.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,8 +26,18 @@ BACKBONE_MEAN, BACKBONE_STD = 0.5, 0.25
 class DBNHasher(nn.Module):
     """Images → visible vector (pixels or pooled backbone features) → DBN code logits → reconstruction or classes."""
 
-    def __init__(self, input_shape: tuple[int, int, int], hidden: list[int], bits: int, visible: str, head: str = "autoencoder",
-                 n_classes: int = 0, code_noise: float = 4.0, encoder: nn.Module | None = None, backbone_size: int = 64):
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        hidden: list[int],
+        bits: int,
+        visible: str,
+        head: str = "autoencoder",
+        n_classes: int = 0,
+        code_noise: float = 4.0,
+        encoder: nn.Module | None = None,
+        backbone_size: int = 64,
+    ):
         super().__init__()
         self.visible_kind, self.head_kind, self.code_noise = visible, head, float(code_noise)
         self.backbone_size = int(backbone_size)
@@ -114,8 +125,17 @@ def build(config: dict[str, Any], input_shape: tuple[int, int, int], n_classes: 
         from apptool.backbones import create_encoder
 
         encoder = create_encoder(m["backbone"], m.get("pretrained"), in_chans=input_shape[0])
-    return DBNHasher(input_shape, list(m["hidden"]), int(m["bits"]), visible_units(config), m["head"], n_classes,
-                     float(m["code_noise"]), encoder, int(m.get("backbone_size", 64)))
+    return DBNHasher(
+        input_shape,
+        list(m["hidden"]),
+        int(m["bits"]),
+        visible_units(config),
+        m["head"],
+        n_classes,
+        float(m["code_noise"]),
+        encoder,
+        int(m.get("backbone_size", 64)),
+    )
 
 
 def visible_units(config: dict[str, Any]) -> str:

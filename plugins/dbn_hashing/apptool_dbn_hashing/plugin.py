@@ -1,6 +1,6 @@
 """Entry point of the dbn_hashing plugin (imports no torch)."""
-import apptool
 
+import apptool
 from apptool_dbn_hashing.task import DbnHashingTask
 
 APPTOOL_API = 1

@@ -5,6 +5,7 @@ core trainer fine-tunes the unrolled network with ``Task.loss``.  It uses the
 same seeded train/validation split as the trainer, so the validation images
 the trainer holds out are held out here too (their free energy is logged).
 """
+
 from __future__ import annotations
 
 import time
@@ -23,7 +24,7 @@ def visible_vectors(model: DBNHasher, images: np.ndarray, batch: int = 256) -> t
     """The model's visible vector for uint8 NHWC images (eval mode: no dropout, frozen batch-norm)."""
     was_training = model.training
     model.eval()
-    out = [model.visible(torch.from_numpy(to_model_input(images[i:i + batch]))) for i in range(0, len(images), batch)]
+    out = [model.visible(torch.from_numpy(to_model_input(images[i : i + batch]))) for i in range(0, len(images), batch)]
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
 
@@ -52,8 +53,13 @@ def prepare(model: DBNHasher, train: ImageSet, config: dict[str, Any], progress:
         return None
     started = time.perf_counter()
     sizes = [*config["model"]["hidden"], int(config["model"]["bits"])]
-    rbms, layers = train_stack(fit_v, sizes, model.visible_kind, config["model"]["rbm"], int(config["seed"]),
-                               val_v if len(val_v) else None, progress)
+    rbms, layers = train_stack(
+        fit_v, sizes, model.visible_kind, config["model"]["rbm"], int(config["seed"]), val_v if len(val_v) else None, progress
+    )
     model.load_rbms(rbms)
-    return {"seconds": round(time.perf_counter() - started, 2), "train_images": len(fit_idx),
-            "held_out_images": len(val_idx), "layers": layers}
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "train_images": len(fit_idx),
+        "held_out_images": len(val_idx),
+        "layers": layers,
+    }

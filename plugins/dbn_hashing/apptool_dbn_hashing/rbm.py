@@ -8,10 +8,12 @@ units.  Every epoch logs the reconstruction error and the mean free energy of
 the training data and of held-out data (a growing gap means overfitting).
 All randomness comes from one seeded ``torch.Generator``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -67,8 +69,14 @@ class RBM:
         return ((v - self.visible_mean(self.hidden_probs(v))) ** 2).sum(1).mean()
 
 
-def train_rbm(rbm: RBM, data: torch.Tensor, opts: dict[str, Any], generator: torch.Generator,
-              held_out: torch.Tensor | None = None, on_epoch: Callable[[dict[str, float]], None] | None = None) -> list[dict]:
+def train_rbm(
+    rbm: RBM,
+    data: torch.Tensor,
+    opts: dict[str, Any],
+    generator: torch.Generator,
+    held_out: torch.Tensor | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> list[dict]:
     """Fit ``rbm`` to ``data`` [N, visible] in place by CD-k or PCD; return the per-epoch log."""
     opts = {**RBM_DEFAULTS, **opts}
     lr = float(opts["gaussian_lr"] if rbm.visible == "gaussian" else opts["lr"])
@@ -87,7 +95,7 @@ def train_rbm(rbm: RBM, data: torch.Tensor, opts: dict[str, Any], generator: tor
         order = torch.randperm(len(data), generator=generator)
         error = 0.0
         for start in range(0, len(data) - batch + 1, batch):
-            v0 = data[order[start:start + batch]]
+            v0 = data[order[start : start + batch]]
             ph0 = rbm.hidden_probs(v0)
             h = torch.bernoulli(ph0, generator=generator) if chain is None else chain
             for _ in range(k):
@@ -110,10 +118,13 @@ def train_rbm(rbm: RBM, data: torch.Tensor, opts: dict[str, Any], generator: tor
                 vel.mul_(momentum).add_(grad, alpha=lr)
                 param.add_(vel)
             error += float(((v0 - rbm.visible_mean(ph0)) ** 2).sum())
-        row = {"epoch": epoch + 1, "momentum": momentum,
-               "reconstruction_error": error / (len(data) // batch * batch),
-               "free_energy_train": float(rbm.free_energy(monitor).mean()),
-               "hidden_activity": float(rbm.hidden_probs(monitor).mean())}
+        row = {
+            "epoch": epoch + 1,
+            "momentum": momentum,
+            "reconstruction_error": error / (len(data) // batch * batch),
+            "free_energy_train": float(rbm.free_energy(monitor).mean()),
+            "hidden_activity": float(rbm.hidden_probs(monitor).mean()),
+        }
         if held_out is not None and len(held_out):
             row["free_energy_held_out"] = float(rbm.free_energy(held_out).mean())
         if not all(torch.isfinite(torch.tensor(v)) for v in row.values()):
@@ -124,8 +135,15 @@ def train_rbm(rbm: RBM, data: torch.Tensor, opts: dict[str, Any], generator: tor
     return log
 
 
-def train_stack(data: torch.Tensor, sizes: list[int], visible: str, opts: dict[str, Any], seed: int,
-                held_out: torch.Tensor | None = None, progress: bool = True) -> tuple[list[RBM], list[dict]]:
+def train_stack(
+    data: torch.Tensor,
+    sizes: list[int],
+    visible: str,
+    opts: dict[str, Any],
+    seed: int,
+    held_out: torch.Tensor | None = None,
+    progress: bool = True,
+) -> tuple[list[RBM], list[dict]]:
     """Greedy layer-wise DBN pretraining: each RBM learns the hidden probabilities of the one below."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -139,18 +157,24 @@ def train_stack(data: torch.Tensor, sizes: list[int], visible: str, opts: dict[s
         for layer, n_hidden in enumerate(sizes):
             kind = visible if layer == 0 else "bernoulli"
             rbm = RBM.init(data, n_hidden, kind, generator)
-            name = f"RBM {layer + 1}/{len(sizes)} {data.shape[1]}→{n_hidden} ({kind[0].upper()}-B, " + \
-                   (f"PCD-{opts['cd_k']})" if opts["persistent"] else f"CD-{opts['cd_k']})")
+            name = f"RBM {layer + 1}/{len(sizes)} {data.shape[1]}→{n_hidden} ({kind[0].upper()}-B, " + (
+                f"PCD-{opts['cd_k']})" if opts["persistent"] else f"CD-{opts['cd_k']})"
+            )
             bar = bars.add_task(name, total=int(opts["epochs"]))
 
             def report(row, bar=bar, name=name):
                 extra = f" · F held-out {row['free_energy_held_out']:.2f}" if "free_energy_held_out" in row else ""
-                bars.update(bar, advance=1, description=f"{name} · recon {row['reconstruction_error']:.4f} "
-                                                        f"· F train {row['free_energy_train']:.2f}{extra}")
+                bars.update(
+                    bar,
+                    advance=1,
+                    description=f"{name} · recon {row['reconstruction_error']:.4f} "
+                    f"· F train {row['free_energy_train']:.2f}{extra}",
+                )
 
             log = train_rbm(rbm, data, opts, generator, held_out, report)
-            logs.append({"layer": layer + 1, "visible": kind, "n_visible": int(data.shape[1]), "n_hidden": n_hidden,
-                         "epochs": log})
+            logs.append(
+                {"layer": layer + 1, "visible": kind, "n_visible": int(data.shape[1]), "n_hidden": n_hidden, "epochs": log}
+            )
             rbms.append(rbm)
             data = rbm.hidden_probs(data)
             held_out = rbm.hidden_probs(held_out) if held_out is not None else None

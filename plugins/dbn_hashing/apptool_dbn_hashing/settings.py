@@ -1,4 +1,5 @@
 """RBM training defaults, after Hinton's practical guide; here so the config is built without torch."""
+
 from __future__ import annotations
 
 from typing import Any

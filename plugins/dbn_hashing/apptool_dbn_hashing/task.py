@@ -10,11 +10,13 @@ set, so nothing is pretrained again: its weights come from the bundle.
 
 This module imports no torch: predict/evaluate/demo use numpy and a Runner.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,18 +35,24 @@ BATCH = 256
 
 def _fingerprint(config: dict[str, Any]) -> str:
     """What must match between ``load_data`` and ``build_model`` for the pending training images to apply."""
-    keys = {"seed": config["seed"], "model": config["model"], "data": config["data"],
-            "val_fraction": config["train"]["val_fraction"]}
+    keys = {
+        "seed": config["seed"],
+        "model": config["model"],
+        "data": config["data"],
+        "val_fraction": config["train"]["val_fraction"],
+    }
     return json.dumps(keys, sort_keys=True, default=str)
 
 
 class DbnHashingTask(Task):
     name = "dbn_hashing"
     title = "DBN semantic hashing"
-    description = ("Restricted Boltzmann machines trained by contrastive divergence, stacked greedily into a deep "
-                   "belief network and fine-tuned as an autoencoder whose noisy code layer becomes binary; images are "
-                   "retrieved by Hamming distance (Hinton & Salakhutdinov 2006; Salakhutdinov & Hinton 2009; "
-                   "Torralba, Fergus & Weiss 2008).")
+    description = (
+        "Restricted Boltzmann machines trained by contrastive divergence, stacked greedily into a deep "
+        "belief network and fine-tuned as an autoencoder whose noisy code layer becomes binary; images are "
+        "retrieved by Hamming distance (Hinton & Salakhutdinov 2006; Salakhutdinov & Hinton 2009; "
+        "Torralba, Fergus & Weiss 2008)."
+    )
     metrics = ("map", "precision_at_10", "precision_r2")
     primary_metric = "map"
     greater_is_better = True
@@ -64,12 +72,30 @@ class DbnHashingTask(Task):
         from apptool_dbn_hashing.settings import RBM_DEFAULTS
 
         return {
-            "model": {"features": "pixels", "backbone": "resnet10t", "pretrained": None, "backbone_size": 64,
-                      "hidden": [256, 128], "bits": 32, "visible": "auto", "head": "autoencoder", "code_noise": 8.0,
-                      "pretrain": True, "rbm": dict(RBM_DEFAULTS)},
+            "model": {
+                "features": "pixels",
+                "backbone": "resnet10t",
+                "pretrained": None,
+                "backbone_size": 64,
+                "hidden": [256, 128],
+                "bits": 32,
+                "visible": "auto",
+                "head": "autoencoder",
+                "code_noise": 8.0,
+                "pretrain": True,
+                "rbm": dict(RBM_DEFAULTS),
+            },
             "data": {"source": "digits", "image_size": None, "channels": None, "test_fraction": 0.2, "per_class": 300},
-            "train": {"epochs": 40, "batch_size": 64, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0,
-                      "schedule": "cosine", "val_fraction": 0.1, "finetune": "frozen"},
+            "train": {
+                "epochs": 40,
+                "batch_size": 64,
+                "optimizer": "adamw",
+                "lr": 1e-3,
+                "weight_decay": 0.0,
+                "schedule": "cosine",
+                "val_fraction": 0.1,
+                "finetune": "frozen",
+            },
         }
 
     # -- torch side --------------------------------------------------------------
@@ -79,8 +105,7 @@ class DbnHashingTask(Task):
             data_dir = recorded  # a bundle trained on a folder is evaluated on that folder unless told otherwise
         data = datasets.resolve_data(config["data"], data_dir)
         train, test = datasets.load_splits(data, int(config["seed"]), data_dir)
-        info = {"data": data, "classes": train.classes,
-                "input_shape": [data["channels"], data["image_size"], data["image_size"]]}
+        info = {"data": data, "classes": train.classes, "input_shape": [data["channels"], data["image_size"], data["image_size"]]}
         # the greedy stage needs the whole training set, which only this call sees: keep it for build_model
         self._pending = {_fingerprint({**config, **info}): train}
         return Splits(train, test, info)
@@ -134,25 +159,31 @@ class DbnHashingTask(Task):
         # the parity examples are images whose code logits all sit clear of the threshold at 0
         best = candidates[np.argsort(-margin, kind="stable")[:4]]
         outputs = ("bits", "logits", "features") + (("class_logits",) if model.head_kind != "autoencoder" else ())
-        return [Graph(
-            name="model", module=graph, input_names=("image",), output_names=outputs,
-            dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
-            examples=[{"image": datasets.to_model_input(best[:1])}, {"image": datasets.to_model_input(best[1:4])}],
-            # bits differ by 0 or 1, so any tolerance below 1 demands identical bits; 1e-4 bounds the float outputs
-            atol=1e-4,
-        )]
+        return [
+            Graph(
+                name="model",
+                module=graph,
+                input_names=("image",),
+                output_names=outputs,
+                dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
+                examples=[{"image": datasets.to_model_input(best[:1])}, {"image": datasets.to_model_input(best[1:4])}],
+                # bits differ by 0 or 1, so any tolerance below 1 demands identical bits; 1e-4 bounds the float outputs
+                atol=1e-4,
+            )
+        ]
 
     # -- numpy side ------------------------------------------------------------------
     def _images(self, items: Sequence[Any], config: dict[str, Any]) -> np.ndarray:
         data = config["data"]
-        return np.stack([datasets.prepare_image(item, data["image_size"], data["channels"], f"input {i}")
-                         for i, item in enumerate(items)])
+        return np.stack(
+            [datasets.prepare_image(item, data["image_size"], data["channels"], f"input {i}") for i, item in enumerate(items)]
+        )
 
     def encode(self, runner, images: np.ndarray) -> dict[str, np.ndarray]:
         """Graph outputs for uint8 NHWC images, run in batches."""
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(images), BATCH):
-            out = runner.run("model", {"image": datasets.to_model_input(images[start:start + BATCH])})
+            out = runner.run("model", {"image": datasets.to_model_input(images[start : start + BATCH])})
             for key, value in out.items():
                 parts.setdefault(key, []).append(value)
         return {key: np.concatenate(value) for key, value in parts.items()}
@@ -164,8 +195,11 @@ class DbnHashingTask(Task):
         packed = pack_bits(out["bits"])
         results = []
         for i in range(len(items)):
-            row = {"code": packed[i].tobytes().hex(), "bits": "".join(str(int(b)) for b in out["bits"][i] > 0.5),
-                   "min_abs_logit": float(np.abs(out["logits"][i]).min())}
+            row = {
+                "code": packed[i].tobytes().hex(),
+                "bits": "".join(str(int(b)) for b in out["bits"][i] > 0.5),
+                "min_abs_logit": float(np.abs(out["logits"][i]).min()),
+            }
             if "class_logits" in out:
                 row["class"] = config["classes"][int(out["class_logits"][i].argmax())]
             results.append(row)
@@ -180,16 +214,26 @@ class DbnHashingTask(Task):
         bits = int(config["model"]["bits"])
         queries, base = self.encode(runner, dataset.images), self.encode(runner, database.images)
         result: dict[str, Any] = {"bits": bits, "queries": len(dataset), "database": len(database)}
-        result.update(retrieval_metrics(pack_bits(queries["bits"]), dataset.labels, pack_bits(base["bits"]),
-                                        database.labels, bits, K, RADIUS))
+        result.update(
+            retrieval_metrics(
+                pack_bits(queries["bits"]), dataset.labels, pack_bits(base["bits"]), database.labels, bits, K, RADIUS
+            )
+        )
         result["borderline_bits"] = float((np.abs(queries["logits"]) < 1e-3).mean())
         for name, fit in (("lsh", fit_lsh), ("itq", fit_itq)):
             hasher = fit(base["features"].astype(np.float64), bits, int(config["seed"]))
             if hasher is None:  # ITQ cannot make more bits than the features have dimensions
                 result.update({f"{name}_{key}": None for key in ("map", "precision_at_10", "precision_r2", "r2_found")})
                 continue
-            scores = retrieval_metrics(hasher.encode(queries["features"]), dataset.labels,
-                                       hasher.encode(base["features"]), database.labels, bits, K, RADIUS)
+            scores = retrieval_metrics(
+                hasher.encode(queries["features"]),
+                dataset.labels,
+                hasher.encode(base["features"]),
+                database.labels,
+                bits,
+                K,
+                RADIUS,
+            )
             result.update({f"{name}_{key}": value for key, value in scores.items()})
         if "class_logits" in queries:
             accuracy = float((queries["class_logits"].argmax(1) == dataset.labels).mean())
@@ -202,8 +246,10 @@ class DbnHashingTask(Task):
         """The database index the demo searches, and the log of the greedy stage that made this model."""
         index = HammingIndex(int(config["model"]["bits"]))
         index.add(pack_bits(bits), database.labels, database.names, database.images)
-        index.save(out_dir / INDEX_FILE, {"classes": database.classes, "image_size": config["data"]["image_size"],
-                                          "channels": config["data"]["channels"]})
+        index.save(
+            out_dir / INDEX_FILE,
+            {"classes": database.classes, "image_size": config["data"]["image_size"], "channels": config["data"]["channels"]},
+        )
         log = self.pretraining_logs.get(_fingerprint(config))
         if log is not None:
             atomic_write_json(out_dir / PRETRAINING_FILE, log)

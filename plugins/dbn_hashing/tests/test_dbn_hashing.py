@@ -1,4 +1,5 @@
 """dbn_hashing: data, reader quirks, metrics by hand, Hamming index, RBM maths, baselines, and train → bundle → eval."""
+
 from __future__ import annotations
 
 import itertools
@@ -10,14 +11,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from apptool.errors import DataError, InputError
-from apptool.testing import TaskConformance
 from apptool_dbn_hashing import data as datasets
 from apptool_dbn_hashing.baselines import fit_itq, fit_lsh
 from apptool_dbn_hashing.index import HammingIndex, hamming_distances, have_faiss, pack_bits, unpack_bits
-from apptool_dbn_hashing.metrics import (average_precision_from_groups, precision_at_k_from_groups,
-                                         precision_within_radius_from_groups, retrieval_metrics)
+from apptool_dbn_hashing.metrics import (
+    average_precision_from_groups,
+    precision_at_k_from_groups,
+    precision_within_radius_from_groups,
+    retrieval_metrics,
+)
+
+from apptool.errors import DataError, InputError
+from apptool.testing import TaskConformance
 
 
 # -- data ------------------------------------------------------------------------------
@@ -26,7 +31,9 @@ def test_shapes_are_deterministic_by_seed_and_test_differs():
     assert np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels)
     assert not np.array_equal(a.images, c.images)
     assert np.bincount(a.labels).tolist() == [4] * len(datasets.SHAPE_CLASSES)
-    train, test = datasets.load_splits(datasets.resolve_data({"source": "shapes", "per_class": 5, "test_fraction": 0.4}, None), 0, None)
+    train, test = datasets.load_splits(
+        datasets.resolve_data({"source": "shapes", "per_class": 5, "test_fraction": 0.4}, None), 0, None
+    )
     assert len(train) == 50 and len(test) == 20 and test.database is train
     assert not any(np.array_equal(t, s) for t in test.images for s in train.images)
 
@@ -38,7 +45,10 @@ def test_shape_labels_match_what_is_drawn():
         # horizontal bars change along y, vertical bars along x
         assert np.abs(np.diff(h, axis=0)).sum() > np.abs(np.diff(h, axis=1)).sum()
         assert np.abs(np.diff(v, axis=1)).sum() > np.abs(np.diff(v, axis=0)).sum()
-        disk, ring = datasets.render_shape("disk", 32, np.random.default_rng(1)), datasets.render_shape("circle", 32, np.random.default_rng(1))
+        disk, ring = (
+            datasets.render_shape("disk", 32, np.random.default_rng(1)),
+            datasets.render_shape("circle", 32, np.random.default_rng(1)),
+        )
         assert disk.astype(float).sum() > ring.astype(float).sum()  # same draw: a filled disk has more ink
     # the classes are separable: nearest class mean from one seed classifies another seed well
     train, test = datasets.shapes(0, 16, 30), datasets.shapes(1, 16, 10)
@@ -55,7 +65,7 @@ def test_digits_split_is_seeded_stratified_and_disjoint():
     assert train.images.shape[1:] == (8, 8, 1) and train.images.max() == 255
     assert np.all(np.abs(np.bincount(test.labels) - 36) <= 1)
     image, label = test[0]
-    assert image.shape == (1, 8, 8) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+    assert image.shape == (1, 8, 8) and image.dtype == np.float32 and image.min() >= 0 and image.max() <= 1
 
 
 def _png(path: Path, value: int, channels: int = 3) -> None:
@@ -226,7 +236,6 @@ def test_itq_rotation_lowers_quantisation_loss_and_lsh_is_seeded():
 # -- RBMs ----------------------------------------------------------------------------------------
 def test_free_energy_matches_sum_over_hidden_states():
     import torch
-
     from apptool_dbn_hashing.rbm import RBM
 
     g = torch.Generator().manual_seed(0)
@@ -242,7 +251,6 @@ def test_free_energy_matches_sum_over_hidden_states():
 
 def test_cd_and_pcd_learn_and_are_deterministic():
     import torch
-
     from apptool_dbn_hashing.rbm import train_stack
 
     patterns = torch.tensor([[1, 1, 0, 0, 1, 0], [0, 0, 1, 1, 0, 1], [1, 0, 1, 0, 1, 0]], dtype=torch.float32)
@@ -255,18 +263,27 @@ def test_cd_and_pcd_learn_and_are_deterministic():
         assert logs[0]["epochs"][4]["momentum"] == 0.5 and logs[0]["epochs"][5]["momentum"] == 0.9
         again, _ = train_stack(data, [8], "bernoulli", opts, seed=3, progress=False)
         assert torch.equal(rbms[0].weight, again[0].weight)
-    gaussian, logs = train_stack(torch.randn(200, 5, generator=torch.Generator().manual_seed(0)), [4, 3], "gaussian",
-                                 {"epochs": 3}, seed=0, held_out=torch.randn(20, 5), progress=False)
+    gaussian, logs = train_stack(
+        torch.randn(200, 5, generator=torch.Generator().manual_seed(0)),
+        [4, 3],
+        "gaussian",
+        {"epochs": 3},
+        seed=0,
+        held_out=torch.randn(20, 5),
+        progress=False,
+    )
     assert [r.visible for r in gaussian] == ["gaussian", "bernoulli"] and "free_energy_held_out" in logs[1]["epochs"][0]
 
 
 # -- the plugin ------------------------------------------------------------------------------------
 def test_task_module_imports_without_torch():
-    code = ("import sys\nclass Block:\n    def find_spec(self, name, *a):\n        if name == 'torch' or name.startswith('torch.'):\n"
-            "            raise ImportError('torch blocked')\nsys.meta_path.insert(0, Block())\n"
-            "import apptool_dbn_hashing.plugin, apptool_dbn_hashing.task, apptool_dbn_hashing.demo\n"
-            "from apptool_dbn_hashing.task import DbnHashingTask\nt = DbnHashingTask()\n"
-            "assert len(t.sample_inputs(t.config('quick'), 3)) == 3\nassert 'torch' not in sys.modules\n")
+    code = (
+        "import sys\nclass Block:\n    def find_spec(self, name, *a):\n        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch blocked')\nsys.meta_path.insert(0, Block())\n"
+        "import apptool_dbn_hashing.plugin, apptool_dbn_hashing.task, apptool_dbn_hashing.demo\n"
+        "from apptool_dbn_hashing.task import DbnHashingTask\nt = DbnHashingTask()\n"
+        "assert len(t.sample_inputs(t.config('quick'), 3)) == 3\nassert 'torch' not in sys.modules\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -333,10 +350,10 @@ def test_bundle_bits_agree_between_torch_and_onnx_and_reload_does_not_pretrain(t
 
 def test_demo_tab_builds(tiny_bundle, tmp_path):
     import gradio as gr
+    from apptool_dbn_hashing.demo import first_layer_view
 
     from apptool.demo import DemoContext
     from apptool.runtime import Predictor
-    from apptool_dbn_hashing.demo import first_layer_view
 
     bundle, task = tiny_bundle
     ctx = DemoContext(Predictor(bundle, task=task), work_dir=tmp_path)
@@ -363,7 +380,11 @@ def test_cli_search_and_add_grow_the_bundle_index(tiny_bundle, tmp_path):
     assert any(h["name"].endswith("seven/0.png") and h["class"] == "seven" for h in hits if h["distance"] == 0)
     within = search(bundle, [tmp_path / "new/seven/0.png"], k=5, radius=0)[0]["results"]
     assert all(h["distance"] == 0 for h in within) and within
-    done = subprocess.run([sys.executable, "-m", "apptool", "hashing-search", str(bundle), str(tmp_path / "new/seven/1.png"),
-                           "--k", "2"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "apptool", "hashing-search", str(bundle), str(tmp_path / "new/seven/1.png"), "--k", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads(done.stdout)[0]["results"]) == 2

@@ -12,6 +12,7 @@ commas; spaces around values are ignored; empty lines are skipped; ``?``,
 ``NaN`` or an empty field is a missing value, interpolated as in ``.ts``
 files.  Errors are DataErrors naming the file and line.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -65,7 +66,9 @@ def read_csv_sequence(path: str | Path) -> np.ndarray:
             raise DataError(f"{path}:{lineno}, column {bad[0] + 1}: {fields[bad[0]].strip()!r} is not a number")
         huge = [i for i in keep if abs(values[i]) > FLOAT32_MAX]  # sequences are float32; NaN (missing) passes
         if huge:
-            raise DataError(f"{path}:{lineno}, column {huge[0] + 1}: {fields[huge[0]].strip()!r} is infinite or too large for float32")
+            raise DataError(
+                f"{path}:{lineno}, column {huge[0] + 1}: {fields[huge[0]].strip()!r} is infinite or too large for float32"
+            )
         rows.append([values[i] for i in keep])
     if not rows:
         raise DataError(f"{path}: no data rows")

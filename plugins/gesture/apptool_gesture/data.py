@@ -10,11 +10,13 @@ Class names are kept as the files give them (``@classLabel`` order for
 training split lacks.  Standardisation statistics are fitted on the training
 split only.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -64,8 +66,13 @@ def _from_ts(data_dir: Path) -> tuple[list, list[str], list, list[str], list[str
             raise DataError(f"{part.path}: has no class labels (@classLabel false); training needs labelled cases")
     if test.dims != train.dims:
         raise DataError(f"{test_path}: {test.dims} dimensions, but {train_path.name} has {train.dims}")
-    source = {"format": "ts", "problem_name": train.problem_name, "train_file": train_path.name,
-              "test_file": test_path.name, "equal_length": len({len(s) for s in train.series + test.series}) == 1}
+    source = {
+        "format": "ts",
+        "problem_name": train.problem_name,
+        "train_file": train_path.name,
+        "test_file": test_path.name,
+        "equal_length": len({len(s) for s in train.series + test.series}) == 1,
+    }
     return train.series, train.labels, test.series, test.labels, train.class_names, source
 
 

@@ -8,6 +8,7 @@ latest stroke.  The answer shows the offline class probabilities and, from
 the streaming ``step`` graph, how each class's probability evolved frame by
 frame along the gesture.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,8 @@ import numpy as np
 from apptool.errors import InputError
 from apptool_gesture.drawing import draw_sequence, plot_probabilities
 from apptool_gesture.features import input_spec, prepare, softmax
-from apptool_gesture.streaming import stream, streaming_available
 from apptool_gesture.settings import class_names
+from apptool_gesture.streaming import stream, streaming_available
 from apptool_gesture.stroke import stroke_to_sequence
 
 PAD_ID = "gesture-pad"
@@ -99,14 +100,19 @@ def analyse(ctx, seq: np.ndarray, path: np.ndarray | None, source: str) -> tuple
     picture = draw_sequence(path if path is not None else seq, f"{result['label']} {result['confidence']:.0%}")
     note = f"**{result['label']}** ({result['confidence']:.0%}) from {source}: {result['frames']} frames."
     if not streaming_available(config):
-        return result["probabilities"], None, picture, note + (
-            " Streaming is unavailable: this model is bidirectional, so it needs the whole sequence.")
+        return (
+            result["probabilities"],
+            None,
+            picture,
+            note + (" Streaming is unavailable: this model is bidirectional, so it needs the whole sequence."),
+        )
     spec = input_spec(config)
     x = prepare(seq, spec)[None]
     per_frame = softmax(stream(ctx.predictor.runner, x, np.array([len(seq)]), config)[0][0])
     streamed = names[int(per_frame[-1].argmax())]
-    plot = plot_probabilities(per_frame, names, float(spec.get("fps") or 0),
-                              f"streaming: {streamed} at the last frame · offline: {result['label']}")
+    plot = plot_probabilities(
+        per_frame, names, float(spec.get("fps") or 0), f"streaming: {streamed} at the last frame · offline: {result['label']}"
+    )
     top = per_frame.argmax(1) == result["index"]
     if top[-1]:
         since = len(top) - int(np.argmin(top[::-1])) if not top.all() else 0
@@ -119,14 +125,16 @@ def build_demo(ctx) -> None:
 
     config = ctx.config
     drawable = config.get("dataset", {}).get("format") == "generator"
-    gr.Markdown("Draw a gesture — " + ", ".join(n.replace("_", " ") for n in class_names(config))
-                + " — or upload a UCR/UEA `.ts` or a `.csv` sequence. The stroke's timed points (x, y, t) go to the "
-                "LSTM, resampled at the model's frame rate; the curves show each class's probability as the gesture "
-                "unfolds, frame by frame, through the streaming graph.")
+    gr.Markdown(
+        "Draw a gesture — "
+        + ", ".join(n.replace("_", " ") for n in class_names(config))
+        + " — or upload a UCR/UEA `.ts` or a `.csv` sequence. The stroke's timed points (x, y, t) go to the "
+        "LSTM, resampled at the model's frame rate; the curves show each class's probability as the gesture "
+        "unfolds, frame by frame, through the streaming graph."
+    )
     with gr.Row():
         with gr.Column():
-            gr.HTML(value="", html_template=CANVAS_HTML, css_template=CANVAS_CSS, js_on_load=CANVAS_JS,
-                    visible=drawable)
+            gr.HTML(value="", html_template=CANVAS_HTML, css_template=CANVAS_CSS, js_on_load=CANVAS_JS, visible=drawable)
             points = gr.Textbox(label="stroke points (JSON)", elem_id=POINTS_ID, visible="hidden")
             draw_button = gr.Button("Recognise drawing", variant="primary", visible=drawable)
             upload = gr.File(label="Sequence file (.ts or .csv)", file_types=[".ts", ".csv"], type="filepath")
@@ -153,10 +161,21 @@ def build_demo(ctx) -> None:
         return analyse(ctx, seq, None, name)
 
     outputs = [label, curves, picture, note]
-    draw_button.click(ctx.guard(from_drawing), inputs=[points], outputs=outputs, js=READ_CANVAS_JS,
-                      concurrency_id=ctx.concurrency_id, api_name=ctx.api_name("predict"))
-    file_button.click(ctx.guard(from_file), inputs=[upload, case], outputs=outputs,
-                      concurrency_id=ctx.concurrency_id, api_name=ctx.api_name("predict_file"))
+    draw_button.click(
+        ctx.guard(from_drawing),
+        inputs=[points],
+        outputs=outputs,
+        js=READ_CANVAS_JS,
+        concurrency_id=ctx.concurrency_id,
+        api_name=ctx.api_name("predict"),
+    )
+    file_button.click(
+        ctx.guard(from_file),
+        inputs=[upload, case],
+        outputs=outputs,
+        concurrency_id=ctx.concurrency_id,
+        api_name=ctx.api_name("predict_file"),
+    )
     gr.Examples(examples=[[str(p)] for p in write_examples(ctx, config)], inputs=[upload], label="example sequences")
 
 

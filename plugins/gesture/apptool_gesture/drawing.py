@@ -1,7 +1,8 @@
 """Pictures of sequences and of streaming probabilities (OpenCV and matplotlib; no torch)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -54,8 +55,13 @@ def plot_probabilities(probs: np.ndarray, class_names: Sequence[str], fps: float
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
     order = np.argsort(-probs[-1])
     for rank, c in enumerate(order):
-        ax.plot(seconds, probs[:, c], lw=2.2 if rank == 0 else 1.2, alpha=1.0 if rank < 3 else 0.45,
-                label=f"{class_names[c]} {probs[-1, c]:.2f}")
+        ax.plot(
+            seconds,
+            probs[:, c],
+            lw=2.2 if rank == 0 else 1.2,
+            alpha=1.0 if rank < 3 else 0.45,
+            label=f"{class_names[c]} {probs[-1, c]:.2f}",
+        )
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("time (s)" if fps else "frame")
     ax.set_ylabel("probability")

@@ -13,9 +13,11 @@ on later frames, so the streaming path sees what the offline path sees):
 Then every channel is standardised with the mean and standard deviation
 fitted on the training split, stored in the bundle config as ``input``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,8 +61,14 @@ def input_spec(config: dict[str, Any]) -> dict[str, Any]:
     kind = generator_kind(config["data"])
     raw_dims = KINDS[kind]
     width = FEATURE_WIDTH[kind](raw_dims)
-    return {"features": kind, "raw_dims": raw_dims, "n_features": width,
-            "mean": [0.0] * width, "std": [1.0] * width, "fps": float(config["data"].get("fps", 50))}
+    return {
+        "features": kind,
+        "raw_dims": raw_dims,
+        "n_features": width,
+        "mean": [0.0] * width,
+        "std": [1.0] * width,
+        "fps": float(config["data"].get("fps", 50)),
+    }
 
 
 def check_sequence(seq: Any, spec: dict[str, Any], name: str = "sequence") -> np.ndarray:
@@ -68,7 +76,9 @@ def check_sequence(seq: Any, spec: dict[str, Any], name: str = "sequence") -> np
     try:
         array = np.asarray(seq, np.float32)
     except (TypeError, ValueError):
-        raise InputError(f"{name}: expected a sequence of numbers (frames x channels), got {type(seq).__name__} {seq!r:.60}") from None
+        raise InputError(
+            f"{name}: expected a sequence of numbers (frames x channels), got {type(seq).__name__} {seq!r:.60}"
+        ) from None
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2 or array.shape[0] < 1:

@@ -8,9 +8,11 @@ random ripple), and measurement noise.  ``kind="accel"`` turns the same
 trajectory into what a hand-held accelerometer would read: the path's second
 derivative in g, plus gravity, seen through a randomly tilted sensor.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

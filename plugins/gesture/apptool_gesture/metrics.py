@@ -1,8 +1,9 @@
 """Classification metrics in numpy (the deployment path has no scikit-learn), matching scikit-learn's definitions."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -52,8 +53,9 @@ def plot_confusion(counts: np.ndarray, class_names: Sequence[str], path: Path, t
     for i in range(len(class_names)):
         for j in range(len(class_names)):
             if counts[i, j]:
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center",
-                        color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
+                ax.text(
+                    j, i, str(counts[i, j]), ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black", fontsize=8
+                )
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     path = Path(path)

@@ -13,6 +13,7 @@ The optional 1-D convolution front end is causal (left-padded), so one new
 frame needs only the previous ``kernel - 1`` frames: the step graph carries
 them as a frame buffer next to the recurrent state (h, and c for LSTM).
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,18 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 class GestureNet(nn.Module):
     """Optional causal conv front end → stacked (bi)LSTM/GRU → dropout → linear classifier."""
 
-    def __init__(self, n_features: int, n_classes: int, cell: str = "lstm", hidden: int = 64, layers: int = 2,
-                 bidirectional: bool = False, dropout: float = 0.2, conv_channels: int = 0, conv_kernel: int = 5):
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        cell: str = "lstm",
+        hidden: int = 64,
+        layers: int = 2,
+        bidirectional: bool = False,
+        dropout: float = 0.2,
+        conv_channels: int = 0,
+        conv_kernel: int = 5,
+    ):
         super().__init__()
         if cell not in CELLS:
             raise ConfigError(f"model.cell = {cell!r}; expected one of {', '.join(CELLS)}")
@@ -37,8 +48,14 @@ class GestureNet(nn.Module):
             raise ConfigError(f"model.conv_kernel must be at least 1, got {conv_kernel}")
         self.cell, self.hidden, self.layers, self.bidirectional = cell, hidden, layers, bidirectional
         self.conv = nn.Conv1d(n_features, conv_channels, conv_kernel) if conv_channels else None
-        self.rnn = CELLS[cell](conv_channels or n_features, hidden, num_layers=layers, batch_first=True,
-                               dropout=dropout if layers > 1 else 0.0, bidirectional=bidirectional)
+        self.rnn = CELLS[cell](
+            conv_channels or n_features,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+            bidirectional=bidirectional,
+        )
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden * (2 if bidirectional else 1), n_classes)
 
@@ -85,8 +102,9 @@ def _at_last(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 def _single_layer(rnn: nn.Module, layer: int, suffix: str) -> nn.Module:
     """A one-layer, one-direction copy of layer ``layer`` (direction ``suffix``) of a stacked RNN."""
     part = type(rnn)(rnn.input_size if layer == 0 else rnn.hidden_size * 2, rnn.hidden_size, batch_first=True)
-    part.load_state_dict({f"{name}_l0": getattr(rnn, f"{name}_l{layer}{suffix}")
-                          for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+    part.load_state_dict(
+        {f"{name}_l0": getattr(rnn, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    )
     return part
 
 

@@ -1,6 +1,6 @@
 """Entry point of the ``gesture`` task (no torch import here: the predict path must run without it)."""
-import apptool
 
+import apptool
 from apptool_gesture.task import GestureTask
 
 APPTOOL_API = 1

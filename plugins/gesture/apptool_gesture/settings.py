@@ -1,4 +1,5 @@
 """Default configuration and presets of the gesture task (plain data, no torch)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,15 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "accel_noise": 0.03,  # accelerometer noise, in g
         "max_tilt_deg": 20,
     },
-    "train": {"epochs": 20, "batch_size": 32, "lr": 3e-3, "weight_decay": 1e-4, "grad_clip": 1.0,
-              "schedule": "cosine", "val_fraction": 0.1},
+    "train": {
+        "epochs": 20,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "weight_decay": 1e-4,
+        "grad_clip": 1.0,
+        "schedule": "cosine",
+        "val_fraction": 0.1,
+    },
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -4,6 +4,7 @@ The caller keeps the state between frames, as a live application would; a
 zero state starts a sequence.  A batch of sequences of different lengths is
 streamed together, each one's answer read at its own last frame.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -40,8 +41,10 @@ def step(runner, frame: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.nd
 def stream(runner, batch: np.ndarray, lengths: np.ndarray, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame logits (B, T, C) of a padded batch fed one frame at a time, and each sequence's final logits."""
     if not streaming_available(config):
-        raise InputError("streaming is unavailable: this model is bidirectional (it needs the whole sequence); "
-                         "train with model.bidirectional=false for frame-by-frame recognition")
+        raise InputError(
+            "streaming is unavailable: this model is bidirectional (it needs the whole sequence); "
+            "train with model.bidirectional=false for frame-by-frame recognition"
+        )
     state = initial_state(config, len(batch))
     frames = []
     for t in range(batch.shape[1]):

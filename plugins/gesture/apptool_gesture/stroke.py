@@ -10,6 +10,7 @@ user paused.
 Canvas pixels map to the generator's unit box (y up, the canvas's shorter
 side = 1), and an accelerometer model gets the acceleration of that path.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,7 @@ def parse_points(text: str) -> tuple[np.ndarray, float, float]:
     width = float(payload.get("width", 400)) if isinstance(payload, dict) else 400.0
     height = float(payload.get("height", width)) if isinstance(payload, dict) else width
     try:
-        array = np.array([[float(v) for v in p[:3]] + [float(p[3]) if len(p) > 3 else 0.0] for p in points or []],
-                         np.float64)
+        array = np.array([[float(v) for v in p[:3]] + [float(p[3]) if len(p) > 3 else 0.0] for p in points or []], np.float64)
     except (TypeError, ValueError, IndexError, KeyError):
         raise InputError("stroke points must be [x, y, t_ms] or [x, y, t_ms, stroke] numbers") from None
     if array.ndim != 2 or len(array) < 2:
@@ -81,8 +81,10 @@ def stroke_to_sequence(text: str, config: dict[str, Any]) -> tuple[np.ndarray, n
     spec = config["input"]
     dataset = config.get("dataset", {})
     if dataset.get("format") != "generator":
-        raise InputError("drawing works with models trained on the built-in generator; this one was trained on "
-                         f"{dataset.get('format', 'other')} data with {spec['raw_dims']} channels: upload a sequence")
+        raise InputError(
+            "drawing works with models trained on the built-in generator; this one was trained on "
+            f"{dataset.get('format', 'other')} data with {spec['raw_dims']} channels: upload a sequence"
+        )
     points, width, height = parse_points(text)
     path = points_to_path(points, width, height, float(spec["fps"]))
     if dataset.get("kind") == "accel":

@@ -3,10 +3,12 @@
 Torch is imported only inside the training/export methods; predict, evaluate,
 read_input, render and demo run on numpy and reach the model through a runner.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +44,10 @@ def streaming_logits(runner, inputs: Sequence[np.ndarray], config: dict[str, Any
 class GestureTask(Task):
     name = "gesture"
     title = "Gesture recognition (LSTM)"
-    description = ("Class of a motion sequence (pen trajectory or accelerometer) from a stacked LSTM/GRU trained "
-                   "by backpropagation through time; recognised offline or frame by frame as it happens.")
+    description = (
+        "Class of a motion sequence (pen trajectory or accelerometer) from a stacked LSTM/GRU trained "
+        "by backpropagation through time; recognised offline or frame by frame as it happens."
+    )
     metrics = ("accuracy", "macro_f1", "streaming_agreement")
     primary_metric = "accuracy"
     input_kind = "sequence"
@@ -58,9 +62,17 @@ class GestureTask(Task):
         from apptool_gesture.model import GestureNet
 
         opts = model_options(config)
-        return GestureNet(input_spec(config)["n_features"], len(class_names(config)), opts["cell"], int(opts["hidden"]),
-                          int(opts["layers"]), bool(opts["bidirectional"]), float(opts["dropout"]),
-                          int(opts["conv_channels"]), int(opts["conv_kernel"]))
+        return GestureNet(
+            input_spec(config)["n_features"],
+            len(class_names(config)),
+            opts["cell"],
+            int(opts["hidden"]),
+            int(opts["layers"]),
+            bool(opts["bidirectional"]),
+            float(opts["dropout"]),
+            int(opts["conv_channels"]),
+            int(opts["conv_kernel"]),
+        )
 
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
         from apptool_gesture.data import load_splits
@@ -74,8 +86,7 @@ class GestureTask(Task):
 
         samples = sorted(samples, key=lambda s: len(s[0]), reverse=True)
         batch, lengths = pad_batch([s[0] for s in samples])
-        return (torch.from_numpy(batch), torch.from_numpy(lengths),
-                torch.tensor([s[1] for s in samples], dtype=torch.int64))
+        return (torch.from_numpy(batch), torch.from_numpy(lengths), torch.tensor([s[1] for s in samples], dtype=torch.int64))
 
     def loss(self, model, batch):
         from torch.nn import functional as F
@@ -94,25 +105,40 @@ class GestureTask(Task):
             {"x": rng.standard_normal((b, t, n_features)).astype(np.float32), "lengths": np.array(lens, np.int64)}
             for b, t, lens in [(1, 40, [40]), (3, 17, [17, 9, 1]), (3, 73, [73, 50, 12]), (2, 160, [160, 101])]
         ]
-        graphs = [Graph("model", OfflineGraph(model).eval(), ("x", "lengths"), ("logits",),
-                        {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
-                        offline_examples)]
+        graphs = [
+            Graph(
+                "model",
+                OfflineGraph(model).eval(),
+                ("x", "lengths"),
+                ("logits",),
+                {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
+                offline_examples,
+            )
+        ]
         if model.bidirectional:
             return graphs
         names = state_names(model)
-        shapes = {"buf": lambda b: (b, model.buffer_frames, n_features),
-                  "h": lambda b: (model.layers, b, model.hidden), "c": lambda b: (model.layers, b, model.hidden)}
+        shapes = {
+            "buf": lambda b: (b, model.buffer_frames, n_features),
+            "h": lambda b: (model.layers, b, model.hidden),
+            "c": lambda b: (model.layers, b, model.hidden),
+        }
         batch_axis = {"buf": 0, "h": 1, "c": 1}
         step_examples = [
-            {"x": rng.standard_normal((b, n_features)).astype(np.float32),
-             **{n: (scale * rng.standard_normal(shapes[n](b))).astype(np.float32) for n in names}}
+            {
+                "x": rng.standard_normal((b, n_features)).astype(np.float32),
+                **{n: (scale * rng.standard_normal(shapes[n](b))).astype(np.float32) for n in names},
+            }
             for b, scale in [(1, 0.0), (3, 0.5), (5, 1.0)]
         ]
         dynamic = {"x": {0: "batch"}, "logits": {0: "batch"}}
         for n in names:
             dynamic[n] = dynamic[f"{n}_out"] = {batch_axis[n]: "batch"}
-        graphs.append(Graph("step", StepGraph(model).eval(), ("x", *names), ("logits", *(f"{n}_out" for n in names)),
-                            dynamic, step_examples))
+        graphs.append(
+            Graph(
+                "step", StepGraph(model).eval(), ("x", *names), ("logits", *(f"{n}_out" for n in names)), dynamic, step_examples
+            )
+        )
         return graphs
 
     # -- numpy side ---------------------------------------------------------
@@ -125,8 +151,15 @@ class GestureTask(Task):
         results = []
         for seq, p in zip(inputs, probs):
             best = int(p.argmax())
-            results.append({"label": names[best], "index": best, "confidence": float(p[best]), "frames": len(seq),
-                            "probabilities": {n: float(v) for n, v in zip(names, p)}})
+            results.append(
+                {
+                    "label": names[best],
+                    "index": best,
+                    "confidence": float(p[best]),
+                    "frames": len(seq),
+                    "probabilities": {n: float(v) for n, v in zip(names, p)},
+                }
+            )
         return results
 
     def evaluate(self, runner, dataset, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
@@ -155,8 +188,12 @@ class GestureTask(Task):
         else:
             result["streaming"] = "unavailable: the model is bidirectional, so it needs the whole sequence"
         if out_dir is not None:
-            plot_confusion(counts, names, Path(out_dir) / "confusion_matrix.png",
-                           f"gesture · accuracy {result['accuracy']:.3f} · macro-F1 {result['macro_f1']:.3f}")
+            plot_confusion(
+                counts,
+                names,
+                Path(out_dir) / "confusion_matrix.png",
+                f"gesture · accuracy {result['accuracy']:.3f} · macro-F1 {result['macro_f1']:.3f}",
+            )
         return result
 
     def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[Any]:
@@ -166,8 +203,9 @@ class GestureTask(Task):
         kind = data_cfg.get("kind", "pen")
         if spec["raw_dims"] == KINDS.get(kind):
             return [make_gesture(GESTURES[i % len(GESTURES)], rng, data_cfg) for i in range(n)]
-        return [np.cumsum(rng.standard_normal((int(rng.integers(30, 100)), spec["raw_dims"])), 0).astype(np.float32)
-                for _ in range(n)]
+        return [
+            np.cumsum(rng.standard_normal((int(rng.integers(30, 100)), spec["raw_dims"])), 0).astype(np.float32) for _ in range(n)
+        ]
 
     def read_input(self, path: Path) -> Iterator[tuple[str, Any]]:
         """Cases of a ``.ts`` file (labels, if any, ignored) or the one sequence of a ``.csv`` file."""

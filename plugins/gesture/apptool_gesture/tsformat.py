@@ -21,6 +21,7 @@ real files:
 
 Every error is an :class:`~apptool.errors.DataError` naming the file and line.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -176,7 +177,9 @@ def read_ts(path: str | Path) -> TsFile:
         if result.series and series.shape[1] != result.series[0].shape[1]:
             raise DataError(f"{where}: {series.shape[1]} dimensions, earlier cases have {result.series[0].shape[1]}")
         if header.get("equallength") and result.series and len(series) != len(result.series[0]):
-            raise DataError(f"{where}: series length {len(series)} differs from {len(result.series[0])}, but @equalLength is true")
+            raise DataError(
+                f"{where}: series length {len(series)} differs from {len(result.series[0])}, but @equalLength is true"
+            )
         result.series.append(series)
         if label is not None:
             labels.append(label)

@@ -1,4 +1,5 @@
 """Gesture task: generator, .ts/CSV readers, metrics, model/graph equivalence, strokes, end-to-end training."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from apptool.errors import ConfigError, DataError, InputError
 from apptool_gesture.csvformat import read_csv_sequence
 from apptool_gesture.data import load_splits
 from apptool_gesture.features import features, fit_input_spec
@@ -18,8 +17,18 @@ from apptool_gesture.stroke import parse_points, points_to_path
 from apptool_gesture.task import GestureTask
 from apptool_gesture.tsformat import read_ts
 
-CLEAN = {"kind": "pen", "min_len": 60, "max_len": 80, "noise": 0.0, "jitter": 0.0, "max_rotation_deg": 20,
-         "scale": [0.5, 1.0], "idle_frames": 0}
+from apptool.errors import ConfigError, DataError, InputError
+
+CLEAN = {
+    "kind": "pen",
+    "min_len": 60,
+    "max_len": 80,
+    "noise": 0.0,
+    "jitter": 0.0,
+    "max_rotation_deg": 20,
+    "scale": [0.5, 1.0],
+    "idle_frames": 0,
+}
 
 
 def write(path: Path, text: str) -> Path:
@@ -81,11 +90,13 @@ def test_accel_kind_has_three_channels_with_gravity():
 
 # -- .ts reader ------------------------------------------------------------------------
 def test_ts_univariate_with_real_world_quirks(tmp_path):
-    path = write(tmp_path / "Quirky_TRAIN.ts",
-                 "# comment line\r\n\r\n@ProblemName Quirky\r\n@timeStamps FALSE\r\n@missing true\r\n"
-                 "@univariate True\r\n@equalLength true\r\n@seriesLength 4\r\n@someVendorTag 42\r\n"
-                 "@classLabel true up down\r\n@data\r\n 1.0, 2.0 ,3,4:up\r\n\r\n# between cases\r\n"
-                 "4,?,2,1 : down\r\n")
+    path = write(
+        tmp_path / "Quirky_TRAIN.ts",
+        "# comment line\r\n\r\n@ProblemName Quirky\r\n@timeStamps FALSE\r\n@missing true\r\n"
+        "@univariate True\r\n@equalLength true\r\n@seriesLength 4\r\n@someVendorTag 42\r\n"
+        "@classLabel true up down\r\n@data\r\n 1.0, 2.0 ,3,4:up\r\n\r\n# between cases\r\n"
+        "4,?,2,1 : down\r\n",
+    )
     ts = read_ts(path)
     assert ts.problem_name == "Quirky" and ts.class_names == ["up", "down"] and ts.labels == ["up", "down"]
     assert ts.dims == 1 and len(ts.series) == 2
@@ -93,30 +104,35 @@ def test_ts_univariate_with_real_world_quirks(tmp_path):
 
 
 def test_ts_multivariate_unequal_length_and_padding(tmp_path):
-    path = write(tmp_path / "Multi_TRAIN.ts",
-                 "@problemName Multi\n@univariate false\n@dimensions 2\n@equalLength false\n"
-                 "@classLabel true a b c\n@data\n"
-                 "1,2,3:4,5,6:a\n1,2,3,4,5,?,?:5,4,3,2,1,?,?:c\n?,2:7,8:b\n")
+    path = write(
+        tmp_path / "Multi_TRAIN.ts",
+        "@problemName Multi\n@univariate false\n@dimensions 2\n@equalLength false\n"
+        "@classLabel true a b c\n@data\n"
+        "1,2,3:4,5,6:a\n1,2,3,4,5,?,?:5,4,3,2,1,?,?:c\n?,2:7,8:b\n",
+    )
     ts = read_ts(path)
     assert [s.shape for s in ts.series] == [(3, 2), (5, 2), (2, 2)]
     assert ts.labels == ["a", "c", "b"]
     np.testing.assert_allclose(ts.series[2][:, 0], [2, 2])  # a leading '?' takes the nearest value
 
 
-@pytest.mark.parametrize("body, line, words", [
-    ("@classLabel true a b\n@data\n1,2,x:a\n", 3, "value 3"),
-    ("@classLabel true a b\n@data\n1,2:a\n1,2:z\n", 4, "not declared"),
-    ("@dimensions 2\n@classLabel true a\n@data\n1,2:3,4:a\n1,2:a\n", 5, "declares 2"),
-    ("@classLabel true a\n@data\n1,2:3:a\n", 3, "different lengths"),
-    ("@equalLength true\n@classLabel true a\n@data\n1,2:a\n1,2,3:a\n", 5, "@equalLength"),
-    ("@timeStamps true\n@data\n", 1, "timeStamps"),
-    ("@classLabel true a\n@data\n(2007-01-01 00:00:00,1.0):a\n", 3, "timestamped"),
-    ("1,2,3:a\n", 1, "header"),
-    ("@classLabel true a\n@data\n1,2:a\n@dimensions 1\n", 4, "after @data"),
-    ("@classLabel true\n@data\n", 1, "class names"),
-    ("@classLabel true a\n@data\n?,?:a\n", 3, "missing"),
-    ("@univariate maybe\n@data\n", 1, "true or false"),
-])
+@pytest.mark.parametrize(
+    "body, line, words",
+    [
+        ("@classLabel true a b\n@data\n1,2,x:a\n", 3, "value 3"),
+        ("@classLabel true a b\n@data\n1,2:a\n1,2:z\n", 4, "not declared"),
+        ("@dimensions 2\n@classLabel true a\n@data\n1,2:3,4:a\n1,2:a\n", 5, "declares 2"),
+        ("@classLabel true a\n@data\n1,2:3:a\n", 3, "different lengths"),
+        ("@equalLength true\n@classLabel true a\n@data\n1,2:a\n1,2,3:a\n", 5, "@equalLength"),
+        ("@timeStamps true\n@data\n", 1, "timeStamps"),
+        ("@classLabel true a\n@data\n(2007-01-01 00:00:00,1.0):a\n", 3, "timestamped"),
+        ("1,2,3:a\n", 1, "header"),
+        ("@classLabel true a\n@data\n1,2:a\n@dimensions 1\n", 4, "after @data"),
+        ("@classLabel true\n@data\n", 1, "class names"),
+        ("@classLabel true a\n@data\n?,?:a\n", 3, "missing"),
+        ("@univariate maybe\n@data\n", 1, "true or false"),
+    ],
+)
 def test_malformed_ts_names_file_and_line(tmp_path, body, line, words):
     path = write(tmp_path / "Bad_TRAIN.ts", body)
     with pytest.raises(DataError) as caught:
@@ -158,8 +174,17 @@ def write_ts_problem(folder: Path, n_train: int = 24, n_test: int = 9, seed: int
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for split, n in (("TRAIN", n_train), ("TEST", n_test)):
-        lines = ["# written by the gesture tests", "@problemName Toy", "@timeStamps false", "@missing false",
-                 "@univariate false", "@dimensions 2", "@equalLength false", "@classLabel true rise fall wave", "@data"]
+        lines = [
+            "# written by the gesture tests",
+            "@problemName Toy",
+            "@timeStamps false",
+            "@missing false",
+            "@univariate false",
+            "@dimensions 2",
+            "@equalLength false",
+            "@classLabel true rise fall wave",
+            "@data",
+        ]
         for i in range(n):
             label = ("rise", "fall", "wave")[i % 3]
             t = np.linspace(0, 1, int(rng.integers(8, 20)))
@@ -194,8 +219,9 @@ def test_csv_layout_splits(tmp_path):
 def test_test_split_with_unknown_class_is_rejected(tmp_path):
     folder = write_ts_problem(tmp_path / "toy")
     test = folder / "Toy_TEST.ts"
-    test.write_text(test.read_text().replace("@classLabel true rise fall wave", "@classLabel true rise fall wave odd")
-                    + "1,2:3,4:odd\n")
+    test.write_text(
+        test.read_text().replace("@classLabel true rise fall wave", "@classLabel true rise fall wave odd") + "1,2:3,4:odd\n"
+    )
     with pytest.raises(DataError, match="odd"):
         load_splits(GestureTask().config("tiny"), folder)
 
@@ -215,11 +241,11 @@ def test_metrics_by_hand_and_against_sklearn():
 
 
 # -- model and graphs -----------------------------------------------------------------------
-@pytest.mark.parametrize("cell, bidirectional, conv", [("lstm", False, 6), ("gru", False, 0), ("lstm", True, 6),
-                                                       ("gru", True, 0)])
+@pytest.mark.parametrize(
+    "cell, bidirectional, conv", [("lstm", False, 6), ("gru", False, 0), ("lstm", True, 6), ("gru", True, 0)]
+)
 def test_export_graphs_compute_what_packed_training_computes(cell, bidirectional, conv):
     import torch
-
     from apptool_gesture.model import GestureNet, OfflineGraph, StepGraph, state_names
 
     torch.manual_seed(0)
@@ -341,25 +367,31 @@ def test_malformed_training_file_fails_with_its_line_number(tmp_path, monkeypatc
     lines = train_file.read_text().splitlines()
     lines[12] = lines[12].replace(",", ",abc,", 1)
     train_file.write_text("\n".join(lines) + "\n")
-    code, _, err = run_cli(monkeypatch, capsys, "train", "gesture", "--preset", "tiny", "--data", str(data),
-                           "--out", str(tmp_path / "b"), "--quiet")
+    code, _, err = run_cli(
+        monkeypatch, capsys, "train", "gesture", "--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "b"), "--quiet"
+    )
     assert code == 2 and "Toy_TRAIN.ts:13" in err and "abc" in err
 
 
 def test_demo_analysis_of_a_drawing_gives_probabilities_and_streaming_curves():
     from types import SimpleNamespace
 
-    from apptool.export import TorchRunner
     from apptool_gesture.demo import analyse
     from apptool_gesture.stroke import stroke_to_sequence
 
+    from apptool.export import TorchRunner
+
     task = GestureTask()
     config = task.config("tiny")
-    config.update(labels=list(GESTURES), input=fit_input_spec([make_gesture("circle", np.random.default_rng(0), CLEAN)],
-                                                              "pen", 50), dataset={"format": "generator", "kind": "pen"})
+    config.update(
+        labels=list(GESTURES),
+        input=fit_input_spec([make_gesture("circle", np.random.default_rng(0), CLEAN)], "pen", 50),
+        dataset={"format": "generator", "kind": "pen"},
+    )
     runner = TorchRunner(task.graphs(task.build_model(config), config))
-    ctx = SimpleNamespace(config=config, predictor=SimpleNamespace(
-        runner=runner, predict=lambda items: task.predict(runner, items, config)))
+    ctx = SimpleNamespace(
+        config=config, predictor=SimpleNamespace(runner=runner, predict=lambda items: task.predict(runner, items, config))
+    )
     angle = np.linspace(0, 2 * np.pi, 40)
     points = [[200 + 90 * np.cos(a), 200 - 90 * np.sin(a), 20.0 * i, 0] for i, a in enumerate(angle)]
     seq, path = stroke_to_sequence(json.dumps({"width": 400, "height": 400, "points": points}), config)

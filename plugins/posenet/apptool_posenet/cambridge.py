@@ -11,6 +11,7 @@ without the header is accepted too (a leading line counts as header only if
 it is not a pose row).  Anything else that does not parse is a DataError
 naming the file and the line; image paths that leave the data folder are refused.
 """
+
 from __future__ import annotations
 
 import math

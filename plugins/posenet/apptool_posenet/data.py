@@ -6,6 +6,7 @@ reads (raw images and poses through ``image(i)`` and ``poses``).  The test
 set keeps a reference to the training set, so the nearest-neighbour baseline
 is measured on the same split as the model.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,9 +27,18 @@ MAX_TRAJECTORY_POINTS = 300
 class PoseDataset:
     """Images with poses (rows x, y, z, qw, qx, qy, qz); items are (3xSxS float32, 7 float32 target)."""
 
-    def __init__(self, poses: np.ndarray, names: list[str], config: dict[str, Any], stats: dict[str, Any],
-                 train: bool, images: list[np.ndarray] | None = None, paths: list[Path] | None = None,
-                 sources: list[str] | None = None, reference: PoseDataset | None = None):
+    def __init__(
+        self,
+        poses: np.ndarray,
+        names: list[str],
+        config: dict[str, Any],
+        stats: dict[str, Any],
+        train: bool,
+        images: list[np.ndarray] | None = None,
+        paths: list[Path] | None = None,
+        sources: list[str] | None = None,
+        reference: PoseDataset | None = None,
+    ):
         self.poses = np.asarray(poses, np.float64)
         self.names = names
         self.resize, self.size = int(config["data"]["resize"]), int(config["data"]["crop"])
@@ -112,8 +122,9 @@ def _builtin(config: dict[str, Any]):
     for split, count in (("train", data["train_sequences"]), ("test", data["test_sequences"])):
         images, poses, names = [], [], []
         for i in range(int(count)):
-            seq = render_sequence(f"seq{i + 1}", int(config["seed"]), split, i, int(data["frames_per_sequence"]), size,
-                                  float(data["hfov_deg"]))
+            seq = render_sequence(
+                f"seq{i + 1}", int(config["seed"]), split, i, int(data["frames_per_sequence"]), size, float(data["hfov_deg"])
+            )
             images += [resize_short(im, int(data["resize"])) for im in seq.images]
             poses.append(seq.poses)
             names += [f"seq{first[split] + i}/frame{j + 1:05d}.png" for j in range(len(seq.images))]

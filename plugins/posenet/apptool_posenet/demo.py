@@ -4,6 +4,7 @@ The predicted pose is drawn on a top-down map with the training trajectory;
 for the built-in scene, the view is re-rendered from the predicted pose and
 shown beside the input, so a wrong pose is visible at a glance.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -24,9 +25,11 @@ def rerender(config: dict, pose: np.ndarray, height: int = 256) -> np.ndarray:
 
 def side_by_side(left: np.ndarray, right: np.ndarray, height: int = 256) -> np.ndarray:
     """Two RGB images at the same height with a white gap."""
+
     def fit(image):
-        return cv2.resize(image, (max(1, int(round(image.shape[1] * height / image.shape[0]))), height),
-                          interpolation=cv2.INTER_AREA)
+        return cv2.resize(
+            image, (max(1, int(round(image.shape[1] * height / image.shape[0]))), height), interpolation=cv2.INTER_AREA
+        )
 
     gap = np.full((height, 8, 3), 255, np.uint8)
     return np.concatenate([fit(left), gap, fit(right)], axis=1)
@@ -66,6 +69,7 @@ def build_demo(task, ctx) -> None:
         view = side_by_side(image, rerender(config, estimate)) if builtin else None
         return drawn, view, result
 
-    run.click(ctx.guard(locate), photo, [where, compare, pose], concurrency_id=ctx.concurrency_id,
-              api_name=ctx.api_name("predict"))
+    run.click(
+        ctx.guard(locate), photo, [where, compare, pose], concurrency_id=ctx.concurrency_id, api_name=ctx.api_name("predict")
+    )
     gr.Examples(examples, photo)

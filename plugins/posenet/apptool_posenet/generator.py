@@ -7,6 +7,7 @@ direction, ambient light, colour cast, sky) and its own occluders (parked
 vans, moving pedestrians).  Training and test sequences come from separate
 random streams, so test frames are never frames of a training walk.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -148,8 +149,9 @@ def _billboards(people, frame: int, centre: np.ndarray) -> list[Quad]:
     return quads
 
 
-def render_sequence(name: str, seed: int, stream: str, index: int, n_frames: int, size: tuple[int, int],
-                    hfov_deg: float = 60.0) -> Sequence:
+def render_sequence(
+    name: str, seed: int, stream: str, index: int, n_frames: int, size: tuple[int, int], hfov_deg: float = 60.0
+) -> Sequence:
     """Render walk number ``index`` of a stream ("train", "test", "sample") for ``seed``."""
     rng = np.random.default_rng([int(seed), STREAMS[stream], int(index)])
     centres, rots = walk(rng, n_frames, look_back=index % LOOK_BACK_EVERY == LOOK_BACK_EVERY - 1)

@@ -6,6 +6,7 @@ world-to-camera rotation ``R`` (camera coordinates ``X_c = R (X_w - C)``,
 OpenCV axes: x right, y down, z forward).  Quaternions are kept on the
 hemisphere ``w >= 0`` because ``q`` and ``-q`` are the same rotation.
 """
+
 from __future__ import annotations
 
 import numpy as np

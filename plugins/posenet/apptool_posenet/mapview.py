@@ -4,6 +4,7 @@ The map frame comes from the bundle config (``scene.map_axes``, ``scene.map_orig
 the ground plane for the built-in scene, the plane of largest spread of the
 camera centres for a real one.  A pose is a dot with its field of view as a wedge.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -68,9 +69,14 @@ def _scale_bar(canvas: np.ndarray, frame: MapFrame) -> None:
     cv2.putText(canvas, f"{metres:g} m", (12, y - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (40, 40, 40), 1, cv2.LINE_AA)
 
 
-def draw_map(scene: dict[str, Any], poses: list[tuple[np.ndarray, np.ndarray, tuple[int, int, int]]],
-             size: int = 400, hfov_deg: float = 60.0, trails: list[tuple[np.ndarray, tuple]] = (),
-             errors: tuple[np.ndarray, np.ndarray, tuple[int, int, int]] | None = None) -> np.ndarray:
+def draw_map(
+    scene: dict[str, Any],
+    poses: list[tuple[np.ndarray, np.ndarray, tuple[int, int, int]]],
+    size: int = 400,
+    hfov_deg: float = 60.0,
+    trails: list[tuple[np.ndarray, tuple]] = (),
+    errors: tuple[np.ndarray, np.ndarray, tuple[int, int, int]] | None = None,
+) -> np.ndarray:
     """RGB map with buildings, the training trajectory and poses (xyz, quaternion, colour).
 
     ``trails`` are (N, 3) paths drawn as lines; ``errors`` (true (N, 3), predicted (N, 3), colour)

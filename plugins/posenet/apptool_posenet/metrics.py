@@ -5,6 +5,7 @@ for unit quaternions; the absolute value makes q and -q the same rotation.
 Thresholds follow the relocalization literature: (0.25 m, 2°), (0.5 m, 5°),
 (5 m, 10°).
 """
+
 from __future__ import annotations
 
 import numpy as np

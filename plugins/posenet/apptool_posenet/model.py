@@ -7,6 +7,7 @@ The loss is either PoseNet's ``||x - x̂|| + β ||q - q̂/||q̂||||`` (Kendall, 
 w >= 0; the quaternion term takes the nearer of q̂ and -q̂, since a camera
 turning through the hemisphere's edge would otherwise jump between targets.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,17 @@ class PoseNet(nn.Module):
     and global pooling throws exactly that away.
     """
 
-    def __init__(self, backbone: str, pretrained=None, hidden: int = 512, dropout: float = 0.2,
-                 sx_init: float = 0.0, sq_init: float = -3.0, layout_channels: int = 0, input_size: int = 224):
+    def __init__(
+        self,
+        backbone: str,
+        pretrained=None,
+        hidden: int = 512,
+        dropout: float = 0.2,
+        sx_init: float = 0.0,
+        sq_init: float = -3.0,
+        layout_channels: int = 0,
+        input_size: int = 224,
+    ):
         super().__init__()
         self.encoder = create_encoder(backbone, pretrained)
         channels = self.encoder.feature_info.channels()[-1]
@@ -59,13 +69,15 @@ class PoseNet(nn.Module):
         return xyz, quat, feat
 
 
-def pose_loss(xyz: torch.Tensor, quat: torch.Tensor, target: torch.Tensor, log_vars: torch.Tensor,
-              kind: str = "learned", beta: float = 3.0) -> torch.Tensor:
+def pose_loss(
+    xyz: torch.Tensor, quat: torch.Tensor, target: torch.Tensor, log_vars: torch.Tensor, kind: str = "learned", beta: float = 3.0
+) -> torch.Tensor:
     """PoseNet loss on a batch; ``target`` rows are normalised xyz then the unit quaternion (w >= 0)."""
     pos = torch.linalg.vector_norm(xyz - target[:, :3], dim=1).mean()
     # q and -q are one rotation: the nearer sign counts, so labels near w = 0 do not flip the target
-    rot = torch.minimum(torch.linalg.vector_norm(quat - target[:, 3:], dim=1),
-                        torch.linalg.vector_norm(quat + target[:, 3:], dim=1)).mean()
+    rot = torch.minimum(
+        torch.linalg.vector_norm(quat - target[:, 3:], dim=1), torch.linalg.vector_norm(quat + target[:, 3:], dim=1)
+    ).mean()
     if kind == "learned":
         sx, sq = log_vars[0], log_vars[1]
         return pos * torch.exp(-sx) + sx + rot * torch.exp(-sq) + sq

@@ -1,4 +1,5 @@
 """Entry point of the PoseNet plugin (group ``apptool``); imports no torch."""
+
 import apptool
 from apptool_posenet.task import PoseNetTask
 

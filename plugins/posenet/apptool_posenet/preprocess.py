@@ -7,6 +7,7 @@ statistics, the convention of timm backbones.  Training crops also get a
 random exposure, contrast and colour cast (``jitter``), so that the network
 places a camera by what it sees, not by the weather of the walk it was in.
 """
+
 from __future__ import annotations
 
 import cv2

@@ -12,6 +12,7 @@ homography, clipped to the view frustum, and composited with a per-pixel
 z-buffer: a plane's inverse depth is affine in the pixel coordinates, so the
 buffer test is exact and costs one multiply-add per pixel.
 """
+
 from __future__ import annotations
 
 import functools
@@ -94,8 +95,22 @@ def _tiled(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 #: Photographs cropped into shop signs, so that each bay of a facade looks a little different.
-SIGN_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel",
-               "coins", "camera", "moon", "page", "text", "retina", "clock")
+SIGN_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "colorwheel",
+    "coins",
+    "camera",
+    "moon",
+    "page",
+    "text",
+    "retina",
+    "clock",
+)
 SHUTTER_COLOURS = ((40, 90, 50), (120, 30, 30), (30, 60, 120), (200, 170, 60), (90, 60, 40), (60, 130, 140))
 
 
@@ -225,20 +240,38 @@ def landmark() -> tuple[Quad, ...]:
     cell = 30.0  # the ground is a grid of quads so that each picks the mip level its distance needs
     near, far = 90.0, 400.0
     cells = [(x, y, cell, cell) for x in np.arange(-near, near, cell) for y in np.arange(-near, near, cell)]
-    cells += [(-far, near, 2 * far, far - near), (-far, -far, 2 * far, far - near), (-far, -near, far - near, 2 * near),
-              (near, -near, far - near, 2 * near)]
+    cells += [
+        (-far, near, 2 * far, far - near),
+        (-far, -far, 2 * far, far - near),
+        (-far, -near, far - near, 2 * near),
+        (near, -near, far - near, 2 * near),
+    ]
     quads = [
-        Quad(np.array([x, y + h, 0.0]), np.array([w, 0, 0]), np.array([0, -h, 0]), paving,
-             repeat=(w / GROUND_TILE_M, h / GROUND_TILE_M), kind="ground")
+        Quad(
+            np.array([x, y + h, 0.0]),
+            np.array([w, 0, 0]),
+            np.array([0, -h, 0]),
+            paving,
+            repeat=(w / GROUND_TILE_M, h / GROUND_TILE_M),
+            kind="ground",
+        )
         for x, y, w, h in cells
     ]
     quads += [
-        Quad(np.array([LAWN[0], LAWN[3], 0.02]), np.array([LAWN[1] - LAWN[0], 0, 0]), np.array([0, LAWN[2] - LAWN[3], 0]),
-             pyramid(lawn_texture()), repeat=((LAWN[1] - LAWN[0]) / 4, (LAWN[3] - LAWN[2]) / 4), kind="ground"),
+        Quad(
+            np.array([LAWN[0], LAWN[3], 0.02]),
+            np.array([LAWN[1] - LAWN[0], 0, 0]),
+            np.array([0, LAWN[2] - LAWN[3], 0]),
+            pyramid(lawn_texture()),
+            repeat=((LAWN[1] - LAWN[0]) / 4, (LAWN[3] - LAWN[2]) / 4),
+            kind="ground",
+        ),
     ]
     for x0, x1, y0, y1, height, wall, colour, floors, posters in BUILDINGS:
         widths = (x1 - x0, y1 - y0, x1 - x0, y1 - y0)
-        textures = [pyramid(facade_texture(rng, wid, height, wall, colour, floors, poster)) for wid, poster in zip(widths, posters)]
+        textures = [
+            pyramid(facade_texture(rng, wid, height, wall, colour, floors, poster)) for wid, poster in zip(widths, posters)
+        ]
         quads += box_faces(x0, x1, y0, y1, height, textures)
     post = pyramid(np.full((64, 8, 3), (45, 45, 50), np.uint8))
     for x, y in POSTS:

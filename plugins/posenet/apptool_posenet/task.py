@@ -3,10 +3,12 @@
 Importing this module must not import torch (the deployment path has none):
 torch is imported inside ``build_model``, ``loss`` and ``graphs`` only.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -58,23 +60,42 @@ class PoseNetTask(Task):
         "transfer-learned convnet, after Kendall, Grimes & Cipolla (ICCV 2015) and Kendall & Cipolla (CVPR 2017)."
     )
     metrics = (
-        "median_pos_err_m", "median_rot_err_deg", "mean_pos_err_m", "mean_rot_err_deg",
-        "acc_0.25m_2deg", "acc_0.5m_5deg", "acc_5m_10deg", "scene_extent_m",
-        "nn_median_pos_err_m", "nn_median_rot_err_deg",
+        "median_pos_err_m",
+        "median_rot_err_deg",
+        "mean_pos_err_m",
+        "mean_rot_err_deg",
+        "acc_0.25m_2deg",
+        "acc_0.5m_5deg",
+        "acc_5m_10deg",
+        "scene_extent_m",
+        "nn_median_pos_err_m",
+        "nn_median_rot_err_deg",
     )
     primary_metric = "median_pos_err_m"
     greater_is_better = False
     presets = {
         "tiny": {
             "model": {"hidden": 64},
-            "data": {"render_size": [86, 64], "resize": 64, "crop": 56, "train_sequences": 2, "test_sequences": 1,
-                     "frames_per_sequence": 10},
+            "data": {
+                "render_size": [86, 64],
+                "resize": 64,
+                "crop": 56,
+                "train_sequences": 2,
+                "test_sequences": 1,
+                "frames_per_sequence": 10,
+            },
             "train": {"epochs": 2, "batch_size": 8},
         },
         "quick": {  # small images, many walks: diversity of viewpoints buys more than pixels on two CPU cores
             "model": {"hidden": 256},
-            "data": {"render_size": [86, 64], "resize": 64, "crop": 56, "train_sequences": 384, "test_sequences": 16,
-                     "frames_per_sequence": 12},
+            "data": {
+                "render_size": [86, 64],
+                "resize": 64,
+                "crop": 56,
+                "train_sequences": 384,
+                "test_sequences": 16,
+                "frames_per_sequence": 12,
+            },
             "train": {"epochs": 16},
         },
         "full": {},
@@ -83,12 +104,36 @@ class PoseNetTask(Task):
     # -- configuration ---------------------------------------------------
     def default_config(self) -> dict[str, Any]:
         return {
-            "model": {"backbone": "mobilenetv3_small_100", "pretrained": None, "hidden": 512, "dropout": 0.2,
-                      "loss": "learned", "beta": 3.0, "sx_init": 0.0, "sq_init": -3.0, "layout_channels": 16},
-            "data": {"render_size": [341, 256], "hfov_deg": 60.0, "resize": 256, "crop": 224, "train_sequences": 384,
-                     "test_sequences": 32, "frames_per_sequence": 12, "color_jitter": 0.25},
-            "train": {"epochs": 30, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "backbone_lr_mult": 1.0,
-                      "grad_clip": 2.0, "warmup_epochs": 1},  # without them a run can stall for epochs
+            "model": {
+                "backbone": "mobilenetv3_small_100",
+                "pretrained": None,
+                "hidden": 512,
+                "dropout": 0.2,
+                "loss": "learned",
+                "beta": 3.0,
+                "sx_init": 0.0,
+                "sq_init": -3.0,
+                "layout_channels": 16,
+            },
+            "data": {
+                "render_size": [341, 256],
+                "hfov_deg": 60.0,
+                "resize": 256,
+                "crop": 224,
+                "train_sequences": 384,
+                "test_sequences": 32,
+                "frames_per_sequence": 12,
+                "color_jitter": 0.25,
+            },
+            "train": {
+                "epochs": 30,
+                "batch_size": 32,
+                "lr": 2e-3,
+                "weight_decay": 1e-4,
+                "backbone_lr_mult": 1.0,
+                "grad_clip": 2.0,
+                "warmup_epochs": 1,
+            },  # without them a run can stall for epochs
         }
 
     # -- torch side --------------------------------------------------------
@@ -98,9 +143,16 @@ class PoseNetTask(Task):
         m = config["model"]
         if m["loss"] not in LOSSES:
             raise ConfigError(f"model.loss = {m['loss']!r}; expected one of {', '.join(LOSSES)}")
-        model = PoseNet(m["backbone"], m.get("pretrained"), int(m["hidden"]), float(m["dropout"]),
-                        float(m["sx_init"]), float(m["sq_init"]), int(m.get("layout_channels", 0)),
-                        int(config["data"]["crop"]))
+        model = PoseNet(
+            m["backbone"],
+            m.get("pretrained"),
+            int(m["hidden"]),
+            float(m["dropout"]),
+            float(m["sx_init"]),
+            float(m["sq_init"]),
+            int(m.get("layout_channels", 0)),
+            int(config["data"]["crop"]),
+        )
         model.loss_kind, model.beta = m["loss"], float(m["beta"])
         return model
 
@@ -113,8 +165,10 @@ class PoseNetTask(Task):
         if data_dir is None and config.get("scene", {}).get("source") == "cambridge":  # a bundle trained on --data
             recorded = Path(str(config.get("data_source")))
             if not recorded.is_dir():
-                raise DataError(f"this model was trained on the Cambridge Landmarks folder {recorded}, which is not "
-                                "there any more; pass --data DIR")
+                raise DataError(
+                    f"this model was trained on the Cambridge Landmarks folder {recorded}, which is not "
+                    "there any more; pass --data DIR"
+                )
             data_dir = recorded
         train, test, info = load_splits(config, data_dir)
         return Splits(train, test, info)
@@ -151,12 +205,14 @@ class PoseNetTask(Task):
         results = []
         for pose in poses:
             flat, direction = to_map(scene, pose[:3]), heading(scene, pose[3:])
-            results.append({
-                "position_m": pose[:3].round(4).tolist(),
-                "quaternion_wxyz": pose[3:].round(6).tolist(),
-                "map_xy_m": flat.round(3).tolist(),
-                "map_heading_deg": round(float(np.degrees(np.arctan2(direction[0], direction[1]))), 2),
-            })
+            results.append(
+                {
+                    "position_m": pose[:3].round(4).tolist(),
+                    "quaternion_wxyz": pose[3:].round(6).tolist(),
+                    "map_xy_m": flat.round(3).tolist(),
+                    "map_heading_deg": round(float(np.degrees(np.arctan2(direction[0], direction[1]))), 2),
+                }
+            )
         return results
 
     def evaluate(self, runner, dataset, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
@@ -167,14 +223,16 @@ class PoseNetTask(Task):
         baseline = reference.poses[nearest_neighbours(feats, ref_feats)]
         metrics = pose_metrics(truth, predicted)
         nn = pose_metrics(truth, baseline)
-        metrics.update({
-            "scene_extent_m": float(config["scene"]["extent_m"]),
-            "scene_size_m": config["scene"]["size_m"],
-            "nn_median_pos_err_m": nn["median_pos_err_m"],
-            "nn_median_rot_err_deg": nn["median_rot_err_deg"],
-            "nn_mean_pos_err_m": nn["mean_pos_err_m"],
-            "nn_mean_rot_err_deg": nn["mean_rot_err_deg"],
-        })
+        metrics.update(
+            {
+                "scene_extent_m": float(config["scene"]["extent_m"]),
+                "scene_size_m": config["scene"]["size_m"],
+                "nn_median_pos_err_m": nn["median_pos_err_m"],
+                "nn_median_rot_err_deg": nn["median_rot_err_deg"],
+                "nn_mean_pos_err_m": nn["mean_pos_err_m"],
+                "nn_mean_rot_err_deg": nn["mean_rot_err_deg"],
+            }
+        )
         if out_dir is not None:
             walks = [n.split("/")[0] for n in dataset.names]
             trails = [(truth[[i for i, w in enumerate(walks) if w == name], :3], TRUE) for name in dict.fromkeys(walks)]

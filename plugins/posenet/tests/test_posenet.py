@@ -1,4 +1,5 @@
 """PoseNet plugin: generator, renderer geometry, Cambridge reader, metrics, loss, and an end-to-end run on --data."""
+
 from __future__ import annotations
 
 import json
@@ -6,14 +7,14 @@ import math
 
 import numpy as np
 import pytest
-
-from apptool.errors import DataError
 from apptool_posenet.cambridge import read_pose_file
 from apptool_posenet.generator import STEP_M, render_sequence
 from apptool_posenet.geometry import canonical, look_rotation, quat_to_rot, rot_to_quat
 from apptool_posenet.metrics import nearest_neighbours, pose_metrics, position_errors, rotation_errors_deg
 from apptool_posenet.preprocess import crop, prepare, resize_short
 from apptool_posenet.scene import WALK_AREA, Camera, Quad, pyramid, render
+
+from apptool.errors import DataError
 
 HEADER = "Visual Landmark Dataset V1\r\nImageFile, Camera Position [X Y Z W P Q R]\r\n\r\n"
 
@@ -110,7 +111,10 @@ def test_cambridge_reader_accepts_the_real_files_quirks(tmp_path):
     (tmp_path / "dataset_train.txt").write_bytes((HEADER + rows).encode())
     found = read_pose_file(tmp_path, "dataset_train.txt")
     assert [p.relative_to(tmp_path.resolve()).as_posix() for p in found.paths] == [
-        "seq1/frame00001.png", "seq1/frame00002.png", "seq2/frame00001.png"]
+        "seq1/frame00001.png",
+        "seq1/frame00002.png",
+        "seq2/frame00001.png",
+    ]
     assert np.allclose(found.poses[0], [1.5, -2.0, 0.25, 0.5, 0.5, 0.5, 0.5])
     assert np.allclose(found.poses[1, 3:], [0.7071068, 0, -0.7071068, 0], atol=1e-6)  # flipped to w >= 0
     assert np.allclose(found.poses[2, 3:], [1, 0, 0, 0])
@@ -138,7 +142,7 @@ def test_cambridge_reader_names_file_and_line_of_a_bad_row(tmp_path, row, messag
     (data / "dataset_test.txt").write_bytes((HEADER + good + row + "\r\n").encode())
     with pytest.raises(DataError) as caught:
         read_pose_file(data, "dataset_test.txt")
-    assert f"dataset_test.txt:5: " in str(caught.value) and message in str(caught.value)
+    assert "dataset_test.txt:5: " in str(caught.value) and message in str(caught.value)
 
 
 def test_cambridge_reader_reports_a_missing_or_empty_list(tmp_path):
@@ -154,12 +158,14 @@ def test_metrics_against_hand_computed_values():
     c45, s45 = math.cos(math.radians(45)), math.sin(math.radians(45))
     c1, s1 = math.cos(math.radians(0.5)), math.sin(math.radians(0.5))
     truth = np.array([[0, 0, 0, 1, 0, 0, 0]] * 4, float)
-    pred = np.array([
-        [0.1, 0, 0, -1, 0, 0, 0],  # 0.1 m, 0 deg (q and -q are one rotation)
-        [0.3, 0.4, 0, c1, s1, 0, 0],  # 0.5 m, 1 deg
-        [3, 4, 0, c45, 0, s45, 0],  # 5 m, 90 deg
-        [0, 0, 2, 2 * c1, 0, 0, 2 * s1],  # 2 m, 1 deg (unnormalised prediction)
-    ])
+    pred = np.array(
+        [
+            [0.1, 0, 0, -1, 0, 0, 0],  # 0.1 m, 0 deg (q and -q are one rotation)
+            [0.3, 0.4, 0, c1, s1, 0, 0],  # 0.5 m, 1 deg
+            [3, 4, 0, c45, 0, s45, 0],  # 5 m, 90 deg
+            [0, 0, 2, 2 * c1, 0, 0, 2 * s1],  # 2 m, 1 deg (unnormalised prediction)
+        ]
+    )
     assert np.allclose(position_errors(truth[:, :3], pred[:, :3]), [0.1, 0.5, 5, 2])
     assert np.allclose(rotation_errors_deg(truth[:, 3:], pred[:, 3:]), [0, 1, 90, 1], atol=1e-6)
     m = pose_metrics(truth, pred)
@@ -175,7 +181,6 @@ def test_nearest_neighbours_by_cosine():
 
 def test_loss_formulas():
     import torch
-
     from apptool_posenet.model import pose_loss
 
     xyz = torch.tensor([[3.0, 4.0, 0.0]])
@@ -207,10 +212,10 @@ def test_model_outputs_unit_quaternions_and_trains_its_loss_weights(task):
 
 # -- end to end on the Cambridge layout ---------------------------------------------------
 def test_train_and_eval_on_a_cambridge_folder(task, tmp_path):
+    from apptool_posenet.data import write_cambridge
     from typer.testing import CliRunner
 
     from apptool.cli import app
-    from apptool_posenet.data import write_cambridge
 
     data = write_cambridge(tmp_path / "cambridge", task.config("tiny"))
     train_list = data / "dataset_train.txt"
@@ -227,7 +232,7 @@ def test_train_and_eval_on_a_cambridge_folder(task, tmp_path):
     assert [s.split(",")[0] for s in shapes] == ["image[1", "image[3"]  # parity at batch 1 and 3
     done = runner.invoke(app, ["eval", str(bundle), "--data", str(data), "--json"])
     assert done.exit_code == 0, done.output
-    metrics = json.loads(done.stdout[done.stdout.index("{"):])
+    metrics = json.loads(done.stdout[done.stdout.index("{") :])
     assert set(task.metrics) <= set(metrics) and metrics["test_samples"] == 10
     assert metrics["median_pos_err_m"] >= 0 and 0 <= metrics["nn_median_rot_err_deg"] <= 180
 
@@ -237,7 +242,7 @@ def test_train_and_eval_on_a_cambridge_folder(task, tmp_path):
     assert [im.shape for im in samples] == [(64, 86, 3)] * 2
     assert len(Predictor(bundle).predict(samples)) == 2
     done = runner.invoke(app, ["eval", str(bundle), "--json"])  # without --data: the recorded folder
-    assert done.exit_code == 0 and json.loads(done.stdout[done.stdout.index("{"):])["test_samples"] == 10
+    assert done.exit_code == 0 and json.loads(done.stdout[done.stdout.index("{") :])["test_samples"] == 10
 
     lines = train_list.read_bytes().decode().split("\r\n")
     lines[6] = "seq1/frame00003.png 1.0 2.0 oops 1 0 0 0"

@@ -14,11 +14,12 @@ Layouts under ``--data DIR``:
   -1 = unknown, read as ignore).  It has no official split, so one image in
   five goes to test, chosen by a hash of its name (stable as files are added).
 """
+
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -35,8 +36,7 @@ STD = (0.229, 0.224, 0.225)
 def fit_size(height: int, width: int, long_side: int) -> tuple[int, int]:
     """The model input size for an image: long side ``long_side``, aspect kept, sides multiples of 32."""
     scale = long_side / max(height, width)
-    return (max(STRIDE, int(round(height * scale / STRIDE)) * STRIDE),
-            max(STRIDE, int(round(width * scale / STRIDE)) * STRIDE))
+    return (max(STRIDE, int(round(height * scale / STRIDE)) * STRIDE), max(STRIDE, int(round(width * scale / STRIDE)) * STRIDE))
 
 
 def palette(n: int) -> np.ndarray:
@@ -108,7 +108,7 @@ def _augment(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarra
         image = cv2.resize(image, (zw, zh), interpolation=cv2.INTER_LINEAR)
         mask = cv2.resize(np.ascontiguousarray(mask), (zw, zh), interpolation=cv2.INTER_NEAREST)
         y, x = np.random.randint(0, zh - h + 1), np.random.randint(0, zw - w + 1)
-        image, mask = image[y:y + h, x:x + w], mask[y:y + h, x:x + w]
+        image, mask = image[y : y + h, x : x + w], mask[y : y + h, x : x + w]
     gain, bias = np.random.uniform(0.75, 1.25), np.random.uniform(-20, 20)
     tint = np.random.uniform(0.92, 1.08, 3).astype(np.float32)
     image = np.clip(image * gain * tint + bias, 0, 255)
@@ -155,7 +155,9 @@ def read_mask_png(path: Path) -> np.ndarray:
         if mode in ("RGB", "RGBA") and (array[..., :3] == array[..., :1]).all():
             array = array[..., 0]
         else:
-            raise DataError(f"{path}: mask is a colour ({mode}) image; expected one channel of class indices (0..N-1, 255 = ignore)")
+            raise DataError(
+                f"{path}: mask is a colour ({mode}) image; expected one channel of class indices (0..N-1, 255 = ignore)"
+            )
     if array.dtype == bool or array.dtype.kind not in "ui" or array.min(initial=0) < 0:
         raise DataError(f"{path}: mask pixels must be non-negative integers (class indices), got {mode} / {array.dtype}")
     return array
@@ -163,13 +165,17 @@ def read_mask_png(path: Path) -> np.ndarray:
 
 def _check_mask(mask: np.ndarray, path: Path, image_shape: tuple[int, int], image_path: Path, n_classes: int) -> np.ndarray:
     if mask.shape != image_shape:
-        raise DataError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
-                        f"{image_shape[1]}x{image_shape[0]} (width x height); they must match")
+        raise DataError(
+            f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
+            f"{image_shape[1]}x{image_shape[0]} (width x height); they must match"
+        )
     values = np.unique(mask)
     bad = values[(values >= n_classes) & (values != IGNORE)]
     if bad.size:
-        raise DataError(f"{path}: unknown class indices {bad[:10].tolist()}; classes.txt lists {n_classes} classes "
-                        f"(0..{n_classes - 1}) and 255 means ignore")
+        raise DataError(
+            f"{path}: unknown class indices {bad[:10].tolist()}; classes.txt lists {n_classes} classes "
+            f"(0..{n_classes - 1}) and 255 means ignore"
+        )
     return mask.astype(np.uint8)
 
 
@@ -225,7 +231,9 @@ def read_regions(path: Path, shape: tuple[int, int], n_classes: int = len(CLASSE
             except ValueError:
                 raise DataError(f"{path}, line {number}: {token!r} is not an integer class index") from None
             if not -1 <= row[-1] < n_classes:
-                raise DataError(f"{path}, line {number}: unknown class {row[-1]}; Stanford Background labels are -1 (unknown) and 0..{n_classes - 1}")
+                raise DataError(
+                    f"{path}, line {number}: unknown class {row[-1]}; Stanford Background labels are -1 (unknown) and 0..{n_classes - 1}"
+                )
         if rows and len(row) != len(rows[0]):
             raise DataError(f"{path}, line {number}: {len(row)} values, but line 1 has {len(rows[0])}; rows must be equally long")
         rows.append(row)
@@ -233,8 +241,10 @@ def read_regions(path: Path, shape: tuple[int, int], n_classes: int = len(CLASSE
         raise DataError(f"{path}: empty; expected one row of integers per image row")
     labels = np.array(rows, np.int64)
     if labels.shape != tuple(shape):
-        raise DataError(f"{path}: {labels.shape[0]} rows x {labels.shape[1]} columns, but the image is "
-                        f"{shape[0]} x {shape[1]} pixels (rows x columns); they must match")
+        raise DataError(
+            f"{path}: {labels.shape[0]} rows x {labels.shape[1]} columns, but the image is "
+            f"{shape[0]} x {shape[1]} pixels (rows x columns); they must match"
+        )
     return np.where(labels < 0, IGNORE, labels).astype(np.uint8)
 
 
@@ -261,15 +271,17 @@ def read_stanford(root: Path) -> tuple[list, list]:
 
 
 def detect_layout(root: Path) -> str:
-    """"images-masks" or "stanford-background", or a DataError describing both layouts."""
+    """ "images-masks" or "stanford-background", or a DataError describing both layouts."""
     if not root.is_dir():
         raise DataError(f"--data {root}: no such folder")
     if (root / "train").is_dir() or (root / "classes.txt").is_file():
         return "images-masks"
     if (root / "images").is_dir() and (root / "labels").is_dir():
         return "stanford-background"
-    raise DataError(f"{root}: not a scene-labeling data set; expected classes.txt with train/ and test/ "
-                    "(each with images/ and masks/), or Stanford Background's images/ and labels/*.regions.txt")
+    raise DataError(
+        f"{root}: not a scene-labeling data set; expected classes.txt with train/ and test/ "
+        "(each with images/ and masks/), or Stanford Background's images/ and labels/*.regions.txt"
+    )
 
 
 def read_data_dir(root: Path) -> tuple[list[str], list, list, str]:
@@ -282,7 +294,12 @@ def read_data_dir(root: Path) -> tuple[list[str], list, list, str]:
     for split in ("train", "test"):
         if not (root / split).is_dir():
             raise DataError(f"{root / split}: missing; the images/masks layout has train/ and test/ folders")
-    return classes, read_images_masks_split(root / "train", len(classes)), read_images_masks_split(root / "test", len(classes)), layout
+    return (
+        classes,
+        read_images_masks_split(root / "train", len(classes)),
+        read_images_masks_split(root / "test", len(classes)),
+        layout,
+    )
 
 
 def class_frequencies(pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], n_classes: int) -> list[float]:

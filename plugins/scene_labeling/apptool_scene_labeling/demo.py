@@ -1,4 +1,5 @@
 """The scene-labeling demo tab: an image or a video in, the colour overlay with its legend and class areas out."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ def _example_files(ctx) -> tuple[list[str], str]:
         images.append(str(path))
     height = int(ctx.config["data"]["height"])
     wide, _ = generate_scene(np.random.default_rng([7, 3]), height, height * 3)
-    frames = [wide[:, x:x + height] for x in range(0, 2 * height, max(height // 16, 1))]
+    frames = [wide[:, x : x + height] for x in range(0, 2 * height, max(height // 16, 1))]
     video = write_video(work / "pan.mp4", frames, fps=8.0)
     return images, str(video)
 
@@ -58,8 +59,10 @@ def build_demo(ctx) -> None:
         return str(out), {name: float(v) for name, v in zip(classes, shares) if v > 0}
 
     images, video = _example_files(ctx)
-    gr.Markdown("Per-pixel labels of outdoor scenes: " + ", ".join(classes) + ". "
-                "The overlay's legend lists the classes found and the share of the image each covers.")
+    gr.Markdown(
+        "Per-pixel labels of outdoor scenes: " + ", ".join(classes) + ". "
+        "The overlay's legend lists the classes found and the share of the image each covers."
+    )
     with gr.Tab("Image"):
         with gr.Row():
             with gr.Column():
@@ -69,8 +72,13 @@ def build_demo(ctx) -> None:
                 image_out = gr.Image(type="numpy", label="Labels (overlay and legend)")
                 image_areas = gr.Label(label="Area per class", num_top_classes=len(classes))
         gr.Examples([[p] for p in images], inputs=[image_in])
-        image_button.click(ctx.guard(label_image), inputs=[image_in], outputs=[image_out, image_areas],
-                           concurrency_id=ctx.concurrency_id, api_name=ctx.api_name("predict"))
+        image_button.click(
+            ctx.guard(label_image),
+            inputs=[image_in],
+            outputs=[image_out, image_areas],
+            concurrency_id=ctx.concurrency_id,
+            api_name=ctx.api_name("predict"),
+        )
     with gr.Tab("Video"):
         with gr.Row():
             with gr.Column():
@@ -80,5 +88,10 @@ def build_demo(ctx) -> None:
                 video_out = gr.Video(label=f"Labelled frames (up to {MAX_VIDEO_FRAMES}, {VIDEO_RATE:g} per second)")
                 video_areas = gr.Label(label="Mean area per class", num_top_classes=len(classes))
         gr.Examples([[video]], inputs=[video_in])
-        video_button.click(ctx.guard(label_video), inputs=[video_in], outputs=[video_out, video_areas],
-                           concurrency_id=ctx.concurrency_id, api_name=ctx.api_name("video"))
+        video_button.click(
+            ctx.guard(label_video),
+            inputs=[video_in],
+            outputs=[video_out, video_areas],
+            concurrency_id=ctx.concurrency_id,
+            api_name=ctx.api_name("video"),
+        )

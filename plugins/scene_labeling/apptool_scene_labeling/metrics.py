@@ -7,10 +7,11 @@ As in FCN's score code, a class absent from the ground truth is left out of the
 class accuracy, and one absent from both ground truth and prediction is left
 out of the mean IoU (its IoU is undefined, reported as None).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -58,8 +59,15 @@ def write_confusion_png(matrix: np.ndarray, classes: Sequence[str], path: Path, 
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{shares[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if shares[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{shares[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if shares[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(n), classes, rotation=45, ha="right")
     ax.set_yticks(range(n), classes)
     ax.set_xlabel("predicted")

@@ -6,6 +6,7 @@ label sees both fine detail and wide context; here the encoder's own stages
 FPN / semantic-FPN.  Every upsampling is by a fixed factor of 2 (or 4 at the
 end), so the exported graph takes any input whose sides are multiples of 32.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,15 @@ def _conv(cin: int, cout: int) -> nn.Sequential:
 class SceneSegmenter(nn.Module):
     """Image (N,3,H,W) RGB floats in 0..255 → class logits (N,C,H,W); H and W multiples of 32."""
 
-    def __init__(self, backbone: str, num_classes: int, pretrained=None, decoder_channels: int = 64,
-                 dropout: float = 0.1, balanced: bool = False):
+    def __init__(
+        self,
+        backbone: str,
+        num_classes: int,
+        pretrained=None,
+        decoder_channels: int = 64,
+        dropout: float = 0.1,
+        balanced: bool = False,
+    ):
         super().__init__()
         self.encoder = create_encoder(backbone, pretrained, out_indices=(1, 2, 3, 4))
         reductions = self.encoder.feature_info.reduction()

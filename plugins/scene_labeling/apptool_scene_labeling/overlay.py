@@ -1,7 +1,8 @@
 """Drawing a label map over its image, with a legend of the classes present and their areas (OpenCV)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -14,8 +15,9 @@ def colorize(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return palette(n_classes)[np.minimum(labels, n_classes - 1)]
 
 
-def draw_overlay(image: np.ndarray, labels: np.ndarray, classes: Sequence[str], area: dict[str, float],
-                 alpha: float = 0.55) -> np.ndarray:
+def draw_overlay(
+    image: np.ndarray, labels: np.ndarray, classes: Sequence[str], area: dict[str, float], alpha: float = 0.55
+) -> np.ndarray:
     """Image blended with the class colours, and a legend panel listing each class present and its area."""
     colors = colorize(labels, len(classes))
     blend = (image.astype(np.float32) * (1 - alpha) + colors.astype(np.float32) * alpha).astype(np.uint8)
@@ -31,8 +33,16 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, classes: Sequence[str], 
         y = int(row * (k + 0.5))
         color = tuple(int(c) for c in table[list(classes).index(name)])
         cv2.rectangle(panel, (int(6 * scale), y), (int(22 * scale), y + int(14 * scale)), color, -1)
-        cv2.putText(panel, f"{name} {share * 100:.1f}%", (int(28 * scale), y + int(12 * scale)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.42 * scale, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            panel,
+            f"{name} {share * 100:.1f}%",
+            (int(28 * scale), y + int(12 * scale)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.42 * scale,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     if panel_h > h:
         blend = np.concatenate([blend, np.full((panel_h - h, blend.shape[1], 3), 255, np.uint8)], 0)
     return np.concatenate([blend, panel], 1)

@@ -1,4 +1,5 @@
 """Entry point of the scene-labeling plugin (group ``apptool``); imports no torch."""
+
 import apptool
 from apptool_scene_labeling.task import SceneLabeling
 

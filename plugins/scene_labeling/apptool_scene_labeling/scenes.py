@@ -8,6 +8,7 @@ the mask is exact.  Palettes, textures, layout and lighting vary so that
 colour alone does not give the class away: context and texture matter, as in
 the Stanford Background photos.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -18,8 +19,19 @@ CLASSES = ("sky", "tree", "road", "grass", "water", "building", "mountain", "for
 SKY, TREE, ROAD, GRASS, WATER, BUILDING, MOUNTAIN, FOREGROUND = range(8)
 IGNORE = 255
 #: Overlay colours (RGB), one per class.
-PALETTE = np.array([[70, 130, 230], [30, 120, 40], [110, 110, 110], [140, 200, 60], [20, 60, 150],
-                    [200, 80, 60], [140, 100, 160], [240, 200, 20]], np.uint8)
+PALETTE = np.array(
+    [
+        [70, 130, 230],
+        [30, 120, 40],
+        [110, 110, 110],
+        [140, 200, 60],
+        [20, 60, 150],
+        [200, 80, 60],
+        [140, 100, 160],
+        [240, 200, 20],
+    ],
+    np.uint8,
+)
 
 
 def fbm(rng: np.random.Generator, height: int, width: int, octaves: int = 4, base: int = 3) -> np.ndarray:
@@ -98,7 +110,7 @@ def _mountains(rng, c: Canvas, horizon: int) -> None:
         color = base * (1 - haze) + np.array([0.75, 0.8, 0.9], np.float32) * haze
         pixels = _textured(rng, c.h, c.w, color, 0.35, 5, 4)
         if rng.random() < 0.4:  # snow on the peaks
-            snowline = (ridge.min() + 0.3 * (horizon - ridge.min()))
+            snowline = ridge.min() + 0.3 * (horizon - ridge.min())
             rows = np.arange(c.h)[:, None, None] < snowline
             pixels = np.where(rows, np.clip(pixels + 0.4, 0, 1), pixels)
         c.paint(c.region([polygon]), pixels, MOUNTAIN)
@@ -128,7 +140,7 @@ def _water(rng, c: Canvas, horizon: int) -> None:
         polygon = np.array([[x0, top], [x1, top], [x0 + (x1 - x0) * 0.3, bottom], [x0, bottom]], np.float32)
     # the reflection: what stands above the horizon, mirrored and darkened, with ripples
     rows = np.clip(2 * horizon - np.arange(c.h), 0, c.h - 1)
-    ripple = (np.sin(np.arange(c.h)[:, None] * rng.uniform(0.8, 1.6) + fbm(rng, c.h, c.w, 3, 4) * 6) * rng.uniform(1, 3))
+    ripple = np.sin(np.arange(c.h)[:, None] * rng.uniform(0.8, 1.6) + fbm(rng, c.h, c.w, 3, 4) * 6) * rng.uniform(1, 3)
     cols = np.clip(np.arange(c.w)[None, :] + ripple, 0, c.w - 1).astype(np.int32)
     mirrored = c.image[rows[:, None], cols]
     tint = _jitter(rng, [(0.1, 0.3, 0.5), (0.15, 0.35, 0.35), (0.2, 0.25, 0.35)][int(rng.integers(3))])
@@ -143,9 +155,12 @@ def _road(rng, c: Canvas, horizon: int) -> None:
     half = rng.uniform(0.2, 0.5) * c.w
     centre = vanish + rng.uniform(-0.3, 0.3) * c.w
     top_half = rng.uniform(0.005, 0.03) * c.w
-    polygon = np.array([[vanish - top_half, horizon], [vanish + top_half, horizon],
-                        [centre + half, c.h], [centre - half, c.h]], np.float32)
-    color = _jitter(rng, [(0.35, 0.35, 0.37), (0.5, 0.48, 0.45), (0.25, 0.25, 0.27), (0.55, 0.45, 0.35)][int(rng.integers(4))], 0.04)
+    polygon = np.array(
+        [[vanish - top_half, horizon], [vanish + top_half, horizon], [centre + half, c.h], [centre - half, c.h]], np.float32
+    )
+    color = _jitter(
+        rng, [(0.35, 0.35, 0.37), (0.5, 0.48, 0.45), (0.25, 0.25, 0.27), (0.55, 0.45, 0.35)][int(rng.integers(4))], 0.04
+    )
     pixels = _textured(rng, c.h, c.w, color, 0.25, 4, 8)
     area = c.region([polygon])
     c.paint(area, pixels, ROAD)
@@ -170,8 +185,12 @@ def _buildings(rng, c: Canvas, horizon: int) -> None:
         body = [[x, base], [x + width, base], [x + width, base - height], [x, base - height]]
         polygons = [body]
         if rng.random() < 0.35:  # a pitched roof
-            polygons.append([[x - 1, base - height], [x + width + 1, base - height], [x + width / 2, base - height - 0.4 * width]])
-        color = _jitter(rng, [(0.6, 0.3, 0.25), (0.6, 0.6, 0.62), (0.8, 0.75, 0.6), (0.9, 0.9, 0.88), (0.35, 0.35, 0.4)][int(rng.integers(5))])
+            polygons.append(
+                [[x - 1, base - height], [x + width + 1, base - height], [x + width / 2, base - height - 0.4 * width]]
+            )
+        color = _jitter(
+            rng, [(0.6, 0.3, 0.25), (0.6, 0.6, 0.62), (0.8, 0.75, 0.6), (0.9, 0.9, 0.88), (0.35, 0.35, 0.4)][int(rng.integers(5))]
+        )
         area = c.region(polygons)
         c.paint(area, _textured(rng, c.h, c.w, color, 0.2, 3, 8), BUILDING)
         window = _jitter(rng, [(0.15, 0.2, 0.3), (0.9, 0.85, 0.5), (0.5, 0.6, 0.7)][int(rng.integers(3))], 0.05)
@@ -181,14 +200,21 @@ def _buildings(rng, c: Canvas, horizon: int) -> None:
             for k in range(cols):
                 wx = x + width * (k + 0.3) / cols
                 wy = base - height + height * (r + 0.25) / (rows + 0.3)
-                cv2.rectangle(win, (int(wx), int(wy)), (int(wx + width * 0.4 / cols), int(wy + height * 0.4 / (rows + 0.3))), 1, -1)
+                cv2.rectangle(
+                    win, (int(wx), int(wy)), (int(wx + width * 0.4 / cols), int(wy + height * 0.4 / (rows + 0.3))), 1, -1
+                )
         c.image[win.astype(bool) & area] = window  # windows are part of the building
         x += width + rng.uniform(-0.02, 0.08) * c.w
 
 
 def _tree(rng, c: Canvas, x: float, ground: float, scale: float) -> None:
     trunk_h, trunk_w = 0.35 * scale, max(0.06 * scale, 1.5)
-    leaves = _jitter(rng, [(0.15, 0.4, 0.12), (0.25, 0.5, 0.15), (0.1, 0.3, 0.15), (0.7, 0.45, 0.1), (0.6, 0.2, 0.1)][int(rng.choice(5, p=[0.3, 0.25, 0.25, 0.1, 0.1]))])
+    leaves = _jitter(
+        rng,
+        [(0.15, 0.4, 0.12), (0.25, 0.5, 0.15), (0.1, 0.3, 0.15), (0.7, 0.45, 0.1), (0.6, 0.2, 0.1)][
+            int(rng.choice(5, p=[0.3, 0.25, 0.25, 0.1, 0.1]))
+        ],
+    )
     trunk = [[x - trunk_w, ground], [x + trunk_w, ground], [x + trunk_w, ground - trunk_h], [x - trunk_w, ground - trunk_h]]
     c.paint(c.region([trunk]), _jitter(rng, (0.35, 0.22, 0.12)), TREE)
     crown = np.zeros((c.h, c.w), np.uint8)
@@ -222,8 +248,12 @@ def _car(rng, c: Canvas, x: float, ground: float, scale: float) -> None:
     color = _jitter(rng, rng.random(3) * 0.9, 0.0)
     length, height = 1.0 * scale, 0.3 * scale
     body = [[x, ground - 0.08 * scale], [x + length, ground - 0.08 * scale], [x + length, ground - height], [x, ground - height]]
-    cabin = [[x + 0.2 * length, ground - height], [x + 0.8 * length, ground - height],
-             [x + 0.68 * length, ground - height - 0.22 * scale], [x + 0.3 * length, ground - height - 0.22 * scale]]
+    cabin = [
+        [x + 0.2 * length, ground - height],
+        [x + 0.8 * length, ground - height],
+        [x + 0.68 * length, ground - height - 0.22 * scale],
+        [x + 0.3 * length, ground - height - 0.22 * scale],
+    ]
     c.paint(c.region([body, cabin]), _textured(rng, c.h, c.w, color, 0.15, 2, 4), FOREGROUND)
     wheels = np.zeros((c.h, c.w), np.uint8)
     for wx in (x + 0.2 * length, x + 0.8 * length):
@@ -237,8 +267,12 @@ def _person(rng, c: Canvas, x: float, ground: float, scale: float) -> None:
     shirt, trousers = _jitter(rng, rng.random(3), 0.0), _jitter(rng, (0.2, 0.2, 0.3))
     w = 0.12 * scale
     legs = [[x - w, ground], [x + w, ground], [x + w, ground - 0.45 * scale], [x - w, ground - 0.45 * scale]]
-    torso = [[x - 1.3 * w, ground - 0.45 * scale], [x + 1.3 * w, ground - 0.45 * scale],
-             [x + 1.3 * w, ground - 0.8 * scale], [x - 1.3 * w, ground - 0.8 * scale]]
+    torso = [
+        [x - 1.3 * w, ground - 0.45 * scale],
+        [x + 1.3 * w, ground - 0.45 * scale],
+        [x + 1.3 * w, ground - 0.8 * scale],
+        [x - 1.3 * w, ground - 0.8 * scale],
+    ]
     c.paint(c.region([legs]), trousers, FOREGROUND)
     c.paint(c.region([torso]), shirt, FOREGROUND)
     head = np.zeros((c.h, c.w), np.uint8)
@@ -247,11 +281,22 @@ def _person(rng, c: Canvas, x: float, ground: float, scale: float) -> None:
 
 
 def _sign(rng, c: Canvas, x: float, ground: float, scale: float) -> None:
-    pole = [[x - 0.03 * scale, ground], [x + 0.03 * scale, ground], [x + 0.03 * scale, ground - scale], [x - 0.03 * scale, ground - scale]]
-    board = [[x - 0.25 * scale, ground - scale], [x + 0.25 * scale, ground - scale],
-             [x + 0.25 * scale, ground - 1.3 * scale], [x - 0.25 * scale, ground - 1.3 * scale]]
+    pole = [
+        [x - 0.03 * scale, ground],
+        [x + 0.03 * scale, ground],
+        [x + 0.03 * scale, ground - scale],
+        [x - 0.03 * scale, ground - scale],
+    ]
+    board = [
+        [x - 0.25 * scale, ground - scale],
+        [x + 0.25 * scale, ground - scale],
+        [x + 0.25 * scale, ground - 1.3 * scale],
+        [x - 0.25 * scale, ground - 1.3 * scale],
+    ]
     c.paint(c.region([pole]), np.full(3, 0.5, np.float32), FOREGROUND)
-    c.paint(c.region([board]), _jitter(rng, [(0.8, 0.1, 0.1), (0.1, 0.4, 0.8), (0.9, 0.8, 0.1)][int(rng.integers(3))]), FOREGROUND)
+    c.paint(
+        c.region([board]), _jitter(rng, [(0.8, 0.1, 0.1), (0.1, 0.4, 0.8), (0.9, 0.8, 0.1)][int(rng.integers(3))]), FOREGROUND
+    )
 
 
 def _lighting(rng, image: np.ndarray) -> np.ndarray:
@@ -259,7 +304,7 @@ def _lighting(rng, image: np.ndarray) -> np.ndarray:
     gain = rng.uniform(0.65, 1.25)
     tint = 1 + rng.normal(0, 0.06, 3).astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * np.linspace(-1, 1, w)[None, :] + np.sin(angle) * np.linspace(-1, 1, h)[:, None])
+    ramp = np.cos(angle) * np.linspace(-1, 1, w)[None, :] + np.sin(angle) * np.linspace(-1, 1, h)[:, None]
     shade = 1 + rng.uniform(0, 0.25) * ramp[..., None].astype(np.float32)
     out = np.clip(image * gain * tint * shade, 0, 1) ** rng.uniform(0.8, 1.25)
     out = out + rng.normal(0, rng.uniform(0.005, 0.03), out.shape).astype(np.float32)
@@ -288,7 +333,9 @@ def generate_scene(rng: np.random.Generator, height: int = 128, width: int = 128
     for _ in range(int(rng.choice(6, p=[0.2, 0.25, 0.2, 0.15, 0.1, 0.1]))):
         things.append(("tree", rng.uniform(horizon + 2, height + 0.15 * height)))
     for _ in range(int(rng.choice(5, p=[0.25, 0.3, 0.25, 0.12, 0.08]))):
-        things.append((str(rng.choice(["car", "person", "sign"], p=[0.5, 0.35, 0.15])), rng.uniform(horizon + 4, height + 0.1 * height)))
+        things.append(
+            (str(rng.choice(["car", "person", "sign"], p=[0.5, 0.35, 0.15])), rng.uniform(horizon + 4, height + 0.1 * height))
+        )
     for kind, ground in sorted(things, key=lambda t: t[1]):
         depth = (ground - horizon) / max(height - horizon, 1)  # 0 at the horizon, 1 at the bottom edge
         x = rng.uniform(-0.1, 1.0) * width

@@ -4,11 +4,13 @@ Importing this module never imports torch: the torch side (model, loss,
 export) is imported inside the methods that need it, and the numpy side
 (predict, evaluate, render, demo) reaches the network only through a Runner.
 """
+
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,8 +18,7 @@ import numpy as np
 from apptool.errors import DataError
 from apptool.images import to_rgb
 from apptool.task import Graph, Splits, Task
-from apptool_scene_labeling.data import (
-    GeneratedScenes, SceneSet, fit_size, palette, read_data_dir)
+from apptool_scene_labeling.data import GeneratedScenes, SceneSet, fit_size, palette, read_data_dir
 from apptool_scene_labeling.metrics import confusion, scores, write_confusion_png
 from apptool_scene_labeling.scenes import CLASSES, generate_scene
 
@@ -27,28 +28,44 @@ EVAL_BATCH = 8
 class SceneLabeling(Task):
     name = "scene_labeling"
     title = "Scene labeling"
-    description = ("Per-pixel labels of outdoor scenes with the eight Stanford Background classes (sky, tree, road, "
-                   "grass, water, building, mountain, foreground object), after Farabet et al. 2013: a timm encoder "
-                   "with a multi-scale (feature-pyramid) decoder.")
+    description = (
+        "Per-pixel labels of outdoor scenes with the eight Stanford Background classes (sky, tree, road, "
+        "grass, water, building, mountain, foreground object), after Farabet et al. 2013: a timm encoder "
+        "with a multi-scale (feature-pyramid) decoder."
+    )
     metrics = ("pixel_acc", "class_acc", "miou")
     primary_metric = "miou"
     greater_is_better = True
     input_kind = "image"
     presets = {
-        "tiny": {"model": {"decoder_channels": 16},
-                 "data": {"n_train": 16, "n_test": 4, "height": 64, "width": 64, "long_side": 64},
-                 "train": {"epochs": 1, "batch_size": 8, "val_fraction": 0.0}},
+        "tiny": {
+            "model": {"decoder_channels": 16},
+            "data": {"n_train": 16, "n_test": 4, "height": 64, "width": 64, "long_side": 64},
+            "train": {"epochs": 1, "batch_size": 8, "val_fraction": 0.0},
+        },
         "quick": {},
         "full": {"data": {"n_train": 3000, "n_test": 300}, "train": {"epochs": 24, "patience": 6}},
     }
 
     def default_config(self) -> dict[str, Any]:
         return {
-            "model": {"backbone": "resnet10t", "pretrained": None, "decoder_channels": 64, "dropout": 0.1,
-                      "loss": "ce"},  # "ce" | "balanced" (every class weighs the same: higher class accuracy)
+            "model": {
+                "backbone": "resnet10t",
+                "pretrained": None,
+                "decoder_channels": 64,
+                "dropout": 0.1,
+                "loss": "ce",
+            },  # "ce" | "balanced" (every class weighs the same: higher class accuracy)
             "data": {"n_train": 800, "n_test": 100, "height": 128, "width": 128, "long_side": 128, "max_train": 0},
-            "train": {"epochs": 8, "batch_size": 16, "lr": 2e-3, "weight_decay": 1e-4, "backbone_lr_mult": 1.0,
-                      "val_fraction": 0.05, "warmup_epochs": 1},
+            "train": {
+                "epochs": 8,
+                "batch_size": 16,
+                "lr": 2e-3,
+                "weight_decay": 1e-4,
+                "backbone_lr_mult": 1.0,
+                "val_fraction": 0.05,
+                "warmup_epochs": 1,
+            },
         }
 
     # -- torch side ----------------------------------------------------------------
@@ -62,8 +79,14 @@ class SceneLabeling(Task):
             raise ConfigError(f"model.loss = {model['loss']!r}; expected 'ce' or 'balanced'")
         # A finished bundle ("graphs" set at export) brings its own weights: its pretrained source is not needed again.
         pretrained = None if "graphs" in config else model.get("pretrained")
-        return SceneSegmenter(model["backbone"], len(config.get("classes", CLASSES)), pretrained,
-                              int(model["decoder_channels"]), float(model["dropout"]), model.get("loss") == "balanced")
+        return SceneSegmenter(
+            model["backbone"],
+            len(config.get("classes", CLASSES)),
+            pretrained,
+            int(model["decoder_channels"]),
+            float(model["dropout"]),
+            model.get("loss") == "balanced",
+        )
 
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
         data = config["data"]
@@ -102,15 +125,17 @@ class SceneLabeling(Task):
         classes = config.get("classes", list(CLASSES))
         images = [to_rgb(item, f"item {i}") for i, item in enumerate(items)]
         results = []
-        for image, labels in zip(images, segment(runner, images, config)):
+        for labels in segment(runner, images, config):
             counts = np.bincount(labels.ravel(), minlength=len(classes))[: len(classes)]
             _, png = cv2.imencode(".png", labels)
-            results.append({
-                "size": [int(labels.shape[0]), int(labels.shape[1])],
-                "area": {name: round(float(c) / labels.size, 5) for name, c in zip(classes, counts)},
-                "classes": list(classes),
-                "mask_png_base64": base64.b64encode(png.tobytes()).decode("ascii"),
-            })
+            results.append(
+                {
+                    "size": [int(labels.shape[0]), int(labels.shape[1])],
+                    "area": {name: round(float(c) / labels.size, 5) for name, c in zip(classes, counts)},
+                    "classes": list(classes),
+                    "mask_png_base64": base64.b64encode(png.tobytes()).decode("ascii"),
+                }
+            )
         return results
 
     def evaluate(self, runner, dataset, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
@@ -125,8 +150,12 @@ class SceneLabeling(Task):
         result["n_images"] = len(pairs)
         result["labelled_pixels"] = int(matrix.sum())
         if out_dir is not None:
-            write_confusion_png(matrix, classes, Path(out_dir) / "confusion_matrix.png",
-                                f"scene labeling · mIoU {result['miou']:.3f} · pixel acc {result['pixel_acc']:.3f}")
+            write_confusion_png(
+                matrix,
+                classes,
+                Path(out_dir) / "confusion_matrix.png",
+                f"scene labeling · mIoU {result['miou']:.3f} · pixel acc {result['pixel_acc']:.3f}",
+            )
         return result
 
     def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[Any]:

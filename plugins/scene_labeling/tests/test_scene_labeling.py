@@ -1,4 +1,5 @@
 """Scene labeling: generator, readers (both layouts, their quirks and errors), metrics, loss, model, end to end."""
+
 from __future__ import annotations
 
 import json
@@ -6,13 +7,20 @@ import json
 import cv2
 import numpy as np
 import pytest
-
-from apptool.errors import DataError
 from apptool_scene_labeling.data import (
-    SceneSet, detect_layout, fit_size, in_test_split, read_data_dir, read_regions, read_stanford)
+    SceneSet,
+    detect_layout,
+    fit_size,
+    in_test_split,
+    read_data_dir,
+    read_regions,
+    read_stanford,
+)
 from apptool_scene_labeling.metrics import confusion, scores
 from apptool_scene_labeling.scenes import CLASSES, GRASS, IGNORE, ROAD, SKY, WATER, scene
 from apptool_scene_labeling.task import SceneLabeling, decode_mask
+
+from apptool.errors import DataError
 
 
 # -- generator ---------------------------------------------------------------------------
@@ -104,20 +112,26 @@ def test_mask_of_another_size_names_the_mask(tmp_path):
         read_data_dir(root)
 
 
-@pytest.mark.parametrize("problem, message", [
-    ("missing_mask", r"img0\.jpg: no mask"),
-    ("colour_mask", r"img0\.png: mask is a colour"),
-    ("no_classes", r"classes\.txt: missing"),
-    ("duplicate_class", r"classes\.txt, line 2: class 'sky' is listed twice"),
-    ("orphan_mask", r"extra\.png: mask has no image"),
-])
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ("missing_mask", r"img0\.jpg: no mask"),
+        ("colour_mask", r"img0\.png: mask is a colour"),
+        ("no_classes", r"classes\.txt: missing"),
+        ("duplicate_class", r"classes\.txt, line 2: class 'sky' is listed twice"),
+        ("orphan_mask", r"extra\.png: mask has no image"),
+    ],
+)
 def test_malformed_layouts_give_data_errors(tmp_path, problem, message):
     root = _write_layout(tmp_path / "data")
     masks = root / "train" / "masks"
     if problem == "missing_mask":
         (masks / "img0.png").unlink()
     elif problem == "colour_mask":
-        cv2.imwrite(str(masks / "img0.png"), np.dstack([np.zeros((48, 64), np.uint8), np.ones((48, 64), np.uint8), np.zeros((48, 64), np.uint8)]))
+        cv2.imwrite(
+            str(masks / "img0.png"),
+            np.dstack([np.zeros((48, 64), np.uint8), np.ones((48, 64), np.uint8), np.zeros((48, 64), np.uint8)]),
+        )
     elif problem == "no_classes":
         (root / "classes.txt").unlink()
     elif problem == "duplicate_class":
@@ -153,12 +167,15 @@ def test_stanford_layout_reads_with_unknown_as_ignore_and_a_stable_split(tmp_pat
     assert in_test_split("0000047") == in_test_split("0000047")
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda rows: rows[:3] + ["0 1 x"] + rows[4:], r"line 4: 'x' is not an integer"),
-    (lambda rows: rows[:2] + [rows[2] + " 3"] + rows[3:], r"line 3: 17 values, but line 1 has 16"),
-    (lambda rows: rows[:-1], r"11 rows x 16 columns, but the image is 12 x 16"),
-    (lambda rows: rows[:5] + ["9" + rows[5][1:]] + rows[6:], r"line 6: unknown class 9"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda rows: rows[:3] + ["0 1 x"] + rows[4:], r"line 4: 'x' is not an integer"),
+        (lambda rows: rows[:2] + [rows[2] + " 3"] + rows[3:], r"line 3: 17 values, but line 1 has 16"),
+        (lambda rows: rows[:-1], r"11 rows x 16 columns, but the image is 12 x 16"),
+        (lambda rows: rows[:5] + ["9" + rows[5][1:]] + rows[6:], r"line 6: unknown class 9"),
+    ],
+)
 def test_malformed_regions_files_name_file_and_line(tmp_path, edit, message):
     path = tmp_path / "a.regions.txt"
     rows = [" ".join(["0"] * 16) for _ in range(12)]
@@ -189,7 +206,6 @@ def test_a_class_predicted_but_absent_from_the_truth_counts_zero_iou():
 def test_balanced_loss_weighs_each_present_class_equally():
     import torch
     import torch.nn.functional as F
-
     from apptool_scene_labeling.model import segmentation_loss
 
     logits = torch.randn(1, 3, 2, 3)
@@ -197,7 +213,9 @@ def test_balanced_loss_weighs_each_present_class_equally():
     per_pixel = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")[0]
     expected = (per_pixel[target[0] == 0].mean() + per_pixel[target[0] == 1].mean()) / 2
     assert segmentation_loss(logits, target, balanced=True).item() == pytest.approx(expected.item(), rel=1e-6)
-    assert segmentation_loss(logits, target, balanced=False).item() == pytest.approx(per_pixel[target[0] != IGNORE].mean().item(), rel=1e-6)
+    assert segmentation_loss(logits, target, balanced=False).item() == pytest.approx(
+        per_pixel[target[0] != IGNORE].mean().item(), rel=1e-6
+    )
 
 
 # -- model -----------------------------------------------------------------------------------

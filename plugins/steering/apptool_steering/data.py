@@ -4,6 +4,7 @@ Everything here is numpy/OpenCV: datasets are plain map-style sequences of
 ``(image, steering)`` pairs (CHW float32, float32) that torch's DataLoader
 batches, and that ``evaluate`` iterates without torch.
 """
+
 from __future__ import annotations
 
 import csv
@@ -91,8 +92,9 @@ def cached_track(seed: tuple[int, ...], length: float, min_radius: float) -> roa
     return road.make_track(list(seed), length, min_radius)
 
 
-def random_frame(track: road.Track, rng: np.random.Generator, data: dict[str, Any],
-                 rows: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
+def random_frame(
+    track: road.Track, rng: np.random.Generator, data: dict[str, Any], rows: tuple[int, int] | None = None
+) -> tuple[np.ndarray, float]:
     """One camera frame at a random pose on ``track`` and the expert's steering for it (``rows``: see render).
 
     Half the poses are near the centre, half spread over the whole recovery
@@ -219,7 +221,9 @@ def read_driving_log(folder: Path, root: Path) -> list[LogRow]:
     """Rows of ``folder/driving_log.csv``; any malformed row is a DataError naming file and line."""
     path = Path(folder) / "driving_log.csv"
     if not path.is_file():
-        raise DataError(f"{path}: missing; a Udacity split folder holds driving_log.csv (center,left,right,steering,throttle,brake,speed)")
+        raise DataError(
+            f"{path}: missing; a Udacity split folder holds driving_log.csv (center,left,right,steering,throttle,brake,speed)"
+        )
     columns = {name: i for i, name in enumerate(COLUMNS)}
     rows: list[LogRow] = []
     with open(path, newline="", encoding="utf-8-sig") as handle:

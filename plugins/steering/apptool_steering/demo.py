@@ -1,4 +1,5 @@
 """The steering tab: predict on an uploaded road image, and watch the model drive an unseen track."""
+
 from __future__ import annotations
 
 import uuid
@@ -34,8 +35,7 @@ def drive_video(ctx, seconds: float):
     if not 1.0 <= seconds <= MAX_DRIVE_S:
         raise InputError(f"drive length must be between 1 and {MAX_DRIVE_S:.0f} s, got {seconds:g}")
     config = ctx.config
-    drive = sim.drive(model_policy(ctx.predictor.runner, config), config, seconds,
-                      on_frame=partial(overlay.drive_frame, scale=2))
+    drive = sim.drive(model_policy(ctx.predictor.runner, config), config, seconds, on_frame=partial(overlay.drive_frame, scale=2))
     frames = [cv2.resize(f, (f.shape[1] * 3 // 4, f.shape[0] * 3 // 4), interpolation=cv2.INTER_AREA) for f in drive.frames]
     path = write_video(ctx.work_dir / f"drive-{uuid.uuid4().hex[:8]}.mp4", frames, fps=1.0 / float(config["data"]["sim"]["dt"]))
     summary = (
@@ -69,8 +69,13 @@ def build_demo(ctx) -> None:
         with gr.Column():
             image_out = gr.Image(type="numpy", label="Predicted steering")
             result = gr.JSON(label="Prediction")
-    predict.click(ctx.guard(partial(predict_image, ctx)), inputs=image_in, outputs=[image_out, result],
-                  concurrency_id=ctx.concurrency_id, api_name=ctx.api_name("predict"))
+    predict.click(
+        ctx.guard(partial(predict_image, ctx)),
+        inputs=image_in,
+        outputs=[image_out, result],
+        concurrency_id=ctx.concurrency_id,
+        api_name=ctx.api_name("predict"),
+    )
 
     gr.Markdown("### Closed loop: the model drives a track it never saw")
     with gr.Row():
@@ -78,5 +83,10 @@ def build_demo(ctx) -> None:
         drive = gr.Button("Drive", variant="primary")
     video = gr.Video(label="Drive (camera view, predicted path, offset from centre)")
     summary = gr.Markdown()
-    drive.click(ctx.guard(partial(drive_video, ctx)), inputs=seconds, outputs=[video, summary],
-                concurrency_id=ctx.concurrency_id, api_name=ctx.api_name("simulate"))
+    drive.click(
+        ctx.guard(partial(drive_video, ctx)),
+        inputs=seconds,
+        outputs=[video, summary],
+        concurrency_id=ctx.concurrency_id,
+        api_name=ctx.api_name("simulate"),
+    )

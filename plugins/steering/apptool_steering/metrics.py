@@ -1,4 +1,5 @@
 """Steering metrics (numpy): open-loop RMSE and Bojarski et al.'s closed-loop autonomy."""
+
 from __future__ import annotations
 
 import numpy as np

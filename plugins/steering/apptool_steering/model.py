@@ -1,4 +1,5 @@
 """The steering networks (torch): PilotNet, and a timm encoder with a regression head."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Drawing a steering command on a frame: the path it would drive, a steering wheel, and the figure."""
+
 from __future__ import annotations
 
 import math
@@ -53,11 +54,20 @@ def draw_steering(image: np.ndarray, command: float, label: str | None = None) -
         end = (int(centre[0] + radius * math.cos(a)), int(centre[1] + radius * math.sin(a)))
         cv2.line(out, centre, end, (255, 255, 255), thick, cv2.LINE_AA)
     top = -math.pi / 2 + turn  # the rim's centre mark
-    cv2.circle(out, (int(centre[0] + radius * math.cos(top)), int(centre[1] + radius * math.sin(top))), thick + 1,
-               (255, 80, 80), -1, cv2.LINE_AA)
+    cv2.circle(
+        out,
+        (int(centre[0] + radius * math.cos(top)), int(centre[1] + radius * math.sin(top))),
+        thick + 1,
+        (255, 80, 80),
+        -1,
+        cv2.LINE_AA,
+    )
 
     degrees = command * vehicle.MAX_STEER_DEG
-    text = label or f"steer {command:+.3f} ({abs(degrees):.1f} deg {'right' if degrees > 0 else 'left' if degrees < 0 else 'straight'})"
+    text = (
+        label
+        or f"steer {command:+.3f} ({abs(degrees):.1f} deg {'right' if degrees > 0 else 'left' if degrees < 0 else 'straight'})"
+    )
     scale = max(0.35, w / 900)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.rectangle(out, (2, 2), (8 + tw, 8 + th + base), (0, 0, 0), -1)

@@ -1,4 +1,5 @@
 """Evaluation figures drawn with OpenCV (no matplotlib on the deployment path)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,15 +31,24 @@ def scatter(predicted: np.ndarray, target: np.ndarray, size: int = 420) -> np.nd
     cv2.line(img, (pad, size - pad), (size - pad, pad), GREY, 1, cv2.LINE_AA)
     for x, y in zip(to_px(target), to_px(predicted)):
         cv2.circle(img, (int(x), int(size - y)), 2, BLUE, -1, cv2.LINE_AA)
-    cv2.putText(img, f"recorded (x) vs predicted (y), axes +-{lim:.2f}", (pad, size - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        img,
+        f"recorded (x) vs predicted (y), axes +-{lim:.2f}",
+        (pad, size - 12),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
     return img
 
 
 def offsets(drive: Drive, width: int = 900, height: int = 260) -> np.ndarray:
     """Distance from the centre over the closed-loop drive; red ticks mark interventions."""
-    img = _canvas(width, height, f"closed loop: offset from centre (m), {drive.interventions} interventions, "
-                                 f"autonomy {drive.autonomy:.1f}%")
+    img = _canvas(
+        width, height, f"closed loop: offset from centre (m), {drive.interventions} interventions, autonomy {drive.autonomy:.1f}%"
+    )
     pad, mid = 30, height // 2 + 10
     scale = (height // 2 - 30) / 1.5
     for level in (-1.0, 1.0):

@@ -1,6 +1,6 @@
 """Entry point of the steering plugin (group ``apptool``); imports no torch."""
-import apptool
 
+import apptool
 from apptool_steering.task import SteeringTask
 
 APPTOOL_API = 1

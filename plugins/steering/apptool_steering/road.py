@@ -12,6 +12,7 @@ signed lateral offset ``u``, left positive) follow from its lateral position.
 Everything the image shows is a function of (s, u), so a frame is the same
 whether it is rendered for a training sample or for the closed-loop drive.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -285,8 +286,9 @@ def noise_tiles() -> tuple[np.ndarray, np.ndarray]:
 
 def sample(tile: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Bilinear lookup of a periodic tile at fractional coordinates (|r|, |c| < 32000: OpenCV's fixed point)."""
-    return cv2.remap(tile, c.astype(np.float32, copy=False), r.astype(np.float32, copy=False), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_WRAP)
+    return cv2.remap(
+        tile, c.astype(np.float32, copy=False), r.astype(np.float32, copy=False), cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP
+    )
 
 
 def _coverage(distance: np.ndarray, half_width: float, footprint: np.ndarray) -> np.ndarray:
@@ -352,7 +354,9 @@ def render(
 
     _draw_objects(image, track, scene, pose, hint, camera)
     if camera.hood:
-        cv2.ellipse(image, (w_px // 2, int(h_px * 1.12)), (int(w_px * 0.75), int(h_px * 0.2)), 0, 180, 360, (35, 35, 40), -1, cv2.LINE_AA)
+        cv2.ellipse(
+            image, (w_px // 2, int(h_px * 1.12)), (int(w_px * 0.75), int(h_px * 0.2)), 0, 180, 360, (35, 35, 40), -1, cv2.LINE_AA
+        )
 
     view = image[r0:r1]
     view *= light.brightness * np.asarray(light.tint, np.float32)
@@ -364,8 +368,17 @@ def render(
     return out
 
 
-def _ground(track: Track, scene: Scene, srow: np.ndarray, slocal: np.ndarray, u: np.ndarray, fwd: np.ndarray,
-            footprint: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def _ground(
+    track: Track,
+    scene: Scene,
+    srow: np.ndarray,
+    slocal: np.ndarray,
+    u: np.ndarray,
+    fwd: np.ndarray,
+    footprint: np.ndarray,
+    lo: float,
+    hi: float,
+) -> np.ndarray:
     """Colours of ground pixels at road coordinates (s = srow + slocal, u): coverage fields, composited per channel.
 
     Noise lookups wrap the per-row arc length first, so tile coordinates stay
@@ -391,7 +404,9 @@ def _ground(track: Track, scene: Scene, srow: np.ndarray, slocal: np.ndarray, u:
         road_tex[inside] *= gain
     layers = []  # (coverage, colour) painted over the ground in order
     if scene.shoulder > 0:
-        layers.append((_coverage(abs_u - half - scene.shoulder / 2, scene.shoulder / 2, footprint) * (1 - road), scene.shoulder_color))
+        layers.append(
+            (_coverage(abs_u - half - scene.shoulder / 2, scene.shoulder / 2, footprint) * (1 - road), scene.shoulder_color)
+        )
     if scene.kerbs:
         stripe = (np.floor(s / 1.5) % 2).astype(np.float32)
         kerb = _coverage(abs_u - half - 0.2, 0.2, footprint)

@@ -6,11 +6,13 @@ When the car is more than ``max_offset_m`` from the centre a "safety driver"
 intervenes: the car is put back on the centreline, heading along the road,
 and the intervention is counted.  Autonomy follows Bojarski et al. 2016.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -56,8 +58,12 @@ def lighting_at(s: float, phase: float) -> road.Lighting:
     )
 
 
-def drive(policy: Policy, config: dict[str, Any], seconds: float | None = None,
-          on_frame: Callable[[np.ndarray, dict], np.ndarray] | None = None) -> Drive:
+def drive(
+    policy: Policy,
+    config: dict[str, Any],
+    seconds: float | None = None,
+    on_frame: Callable[[np.ndarray, dict], np.ndarray] | None = None,
+) -> Drive:
     """Drive ``seconds`` of simulated time under ``policy``; ``on_frame`` (if given) returns video frames."""
     sim = config["data"]["sim"]
     seconds = float(seconds if seconds is not None else sim["seconds"])
@@ -87,8 +93,14 @@ def drive(policy: Policy, config: dict[str, Any], seconds: float | None = None,
         result.commands.append(command)
         result.expert.append(expert)
         if on_frame is not None:
-            state = {"step": step, "time": (step + 1) * dt, "offset": offset, "command": command, "expert": expert,
-                     "interventions": result.interventions}
+            state = {
+                "step": step,
+                "time": (step + 1) * dt,
+                "offset": offset,
+                "command": command,
+                "expert": expert,
+                "interventions": result.interventions,
+            }
             result.frames.append(on_frame(image, state))
         if abs(offset) > float(sim["max_offset_m"]):
             result.interventions += 1

@@ -5,10 +5,12 @@ positive right, +-25 degrees of wheel angle).  Measured open loop by RMSE on a
 held-out split and closed loop by autonomy on a track the model never saw.
 This module imports no torch: the torch side is imported inside the methods.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,8 +38,14 @@ class SteeringTask(Task):
     greater_is_better = False
     presets = {
         "tiny": {
-            "data": {"n_train": 128, "n_test": 32, "tracks_train": 8, "tracks_test": 4, "stats_samples": 16,
-                     "sim": {"seconds": 10.0}},
+            "data": {
+                "n_train": 128,
+                "n_test": 32,
+                "tracks_train": 8,
+                "tracks_test": 4,
+                "stats_samples": 16,
+                "sim": {"seconds": 10.0},
+            },
             "train": {"epochs": 1, "batch_size": 32},
         },
         "quick": {},
@@ -52,21 +60,42 @@ class SteeringTask(Task):
             "model": {"backbone": "pilotnet", "pretrained": None, "dropout": 0.1, "input_size": [66, 200]},
             "data": {
                 # procedural generator
-                "n_train": 4000, "n_test": 600, "tracks_train": 40, "tracks_test": 20,
-                "track_length": 600.0, "min_radius": 45.0,
-                "offset_m": 1.3, "yaw_deg": 6.0, "camera_jitter": 1.0,
+                "n_train": 4000,
+                "n_test": 600,
+                "tracks_train": 40,
+                "tracks_test": 20,
+                "track_length": 600.0,
+                "min_radius": 45.0,
+                "offset_m": 1.3,
+                "yaw_deg": 6.0,
+                "camera_jitter": 1.0,
                 # network input: rows cropped off the top (sky) and bottom (hood), as fractions of the height
-                "crop_top": 0.375, "crop_bottom": 0.15625, "stats_samples": 64,
+                "crop_top": 0.375,
+                "crop_bottom": 0.15625,
+                "stats_samples": 64,
                 # Udacity logs: side cameras and shift/rotate views with recovery labels
-                "side_cameras": True, "side_correction": 0.2,
-                "augment": {"flip": True, "shift_m": 0.6, "yaw_deg": 3.0,
-                            "horizon": 0.35, "hfov_deg": 60.0, "camera_height": 1.4},
+                "side_cameras": True,
+                "side_correction": 0.2,
+                "augment": {
+                    "flip": True,
+                    "shift_m": 0.6,
+                    "yaw_deg": 3.0,
+                    "horizon": 0.35,
+                    "hfov_deg": 60.0,
+                    "camera_height": 1.4,
+                },
                 # closed-loop evaluation
-                "sim": {"seconds": 300.0, "dt": 0.1, "speed": 10.0, "max_offset_m": 1.0, "steer_lag_s": 0.2,
-                        "yaw_noise_deg": 0.3, "scene_length_m": 400.0},
+                "sim": {
+                    "seconds": 300.0,
+                    "dt": 0.1,
+                    "speed": 10.0,
+                    "max_offset_m": 1.0,
+                    "steer_lag_s": 0.2,
+                    "yaw_noise_deg": 0.3,
+                    "scene_length_m": 400.0,
+                },
             },  # fmt: skip
-            "train": {"epochs": 6, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine",
-                      "val_fraction": 0.1},
+            "train": {"epochs": 6, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "val_fraction": 0.1},
         }
 
     # -- torch side ----------------------------------------------------------------
@@ -91,8 +120,12 @@ class SteeringTask(Task):
             spec = data.input_spec(config, *data.pixel_statistics([train.network_pixels(i) for i in picks]))
             train.spec = spec
         test = data.GeneratedFrames(config, "test", cfg["n_test"], spec)
-        info = {"input": spec, "source": "procedural road renderer", "train_tracks": cfg["tracks_train"],
-                "test_tracks": cfg["tracks_test"]}
+        info = {
+            "input": spec,
+            "source": "procedural road renderer",
+            "train_tracks": cfg["tracks_train"],
+            "test_tracks": cfg["tracks_test"],
+        }
         return Splits(train, test, info)
 
     def _udacity(self, config: dict[str, Any], root: Path) -> Splits:
@@ -102,21 +135,31 @@ class SteeringTask(Task):
 
         for split in ("train", "test"):
             if not (root / split).is_dir():
-                raise DataError(f"{root}: missing {split}/; the Udacity layout is DIR/train/driving_log.csv and DIR/test/driving_log.csv")
+                raise DataError(
+                    f"{root}: missing {split}/; the Udacity layout is DIR/train/driving_log.csv and DIR/test/driving_log.csv"
+                )
         train_rows = data.read_driving_log(root / "train", root)
         test_rows = data.read_driving_log(root / "test", root)
         spec = config.get("input")
         if spec is None:
             spec = data.input_spec(config)
             if spec["color"] == "yuv":
-                picks = np.linspace(0, len(train_rows) - 1, min(int(config["data"]["stats_samples"]), len(train_rows))).astype(int)
-                spec = data.input_spec(config, *data.pixel_statistics(
-                    [data.to_network_pixels(read_image(train_rows[i].center), spec) for i in picks]))
+                picks = np.linspace(0, len(train_rows) - 1, min(int(config["data"]["stats_samples"]), len(train_rows))).astype(
+                    int
+                )
+                spec = data.input_spec(
+                    config,
+                    *data.pixel_statistics([data.to_network_pixels(read_image(train_rows[i].center), spec) for i in picks]),
+                )
         seed = int(config.get("seed", 0))
         train = data.UdacityFrames(train_rows, spec, config["data"], train=True, seed=seed)
         test = data.UdacityFrames(test_rows, spec, config["data"], train=False, seed=seed)
-        info = {"input": spec, "source": f"Udacity driving logs in {root}", "train_rows": len(train_rows),
-                "test_rows": len(test_rows)}
+        info = {
+            "input": spec,
+            "source": f"Udacity driving logs in {root}",
+            "train_rows": len(train_rows),
+            "test_rows": len(test_rows),
+        }
         return Splits(train, test, info)
 
     def loss(self, model: "torch.nn.Module", batch: Any) -> "torch.Tensor":
@@ -130,8 +173,9 @@ class SteeringTask(Task):
 
         frames = [preprocess(image, config["input"]) for image in self.sample_inputs(config, 4, seed=11)]
         examples = [{"image": np.stack(frames[:1])}, {"image": np.stack(frames[1:4])}]
-        return [Graph("model", model.eval(), ("image",), ("steering",),
-                      {"image": {0: "batch"}, "steering": {0: "batch"}}, examples)]
+        return [
+            Graph("model", model.eval(), ("image",), ("steering",), {"image": {0: "batch"}, "steering": {0: "batch"}}, examples)
+        ]
 
     # -- numpy side ----------------------------------------------------------------
     def predict(self, runner: Runner, items: Sequence[Any], config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -142,8 +186,14 @@ class SteeringTask(Task):
             return []
         batch = np.stack([preprocess(to_rgb(item, f"item {i}"), config["input"]) for i, item in enumerate(items)])
         steering = runner.run("model", {"image": batch})["steering"].reshape(-1)
-        return [{"steering": float(v), "steering_deg": float(v * MAX_STEER_DEG),
-                 "direction": "right" if v > 0.01 else "left" if v < -0.01 else "straight"} for v in np.clip(steering, -1, 1)]
+        return [
+            {
+                "steering": float(v),
+                "steering_deg": float(v * MAX_STEER_DEG),
+                "direction": "right" if v > 0.01 else "left" if v < -0.01 else "straight",
+            }
+            for v in np.clip(steering, -1, 1)
+        ]
 
     def evaluate(self, runner: Runner, dataset: Any, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
         from apptool_steering import metrics, sim
@@ -178,7 +228,9 @@ class SteeringTask(Task):
         frames = []
         for i in range(n):
             rng = np.random.default_rng(data.split_seed(config, "samples", seed, i))
-            track = data.cached_track(tuple(data.split_seed(config, "samples", seed, i)), 400.0, float(config["data"]["min_radius"]))
+            track = data.cached_track(
+                tuple(data.split_seed(config, "samples", seed, i)), 400.0, float(config["data"]["min_radius"])
+            )
             frames.append(data.random_frame(track, rng, config["data"])[0])
         return frames
 

@@ -7,6 +7,7 @@ on a centred car it returns the road's curvature, away from the centre it
 returns the recovery command that brings the car back, which is exactly the
 label PilotNet's shifted and rotated views were given.
 """
+
 from __future__ import annotations
 
 import math

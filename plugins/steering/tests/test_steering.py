@@ -1,4 +1,5 @@
 """Steering plugin: generator, expert labels, renderer geometry, Udacity reader, metrics, simulator, end to end."""
+
 from __future__ import annotations
 
 import json
@@ -8,11 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from apptool_steering import data, metrics, road, sim, vehicle
+from apptool_steering.task import SteeringTask
 
 from apptool.errors import DataError
 from apptool.testing import TaskConformance
-from apptool_steering import data, metrics, road, sim, vehicle
-from apptool_steering.task import SteeringTask
 
 TASK = SteeringTask()
 
@@ -264,7 +265,7 @@ def test_train_on_udacity_folder_then_eval_on_onnx_runtime(tmp_path, config):
     assert saved["input"]["color"] == "yuv" and "Udacity" in saved["source"]
     done = runner.invoke(app, ["eval", str(bundle), "--data", str(root), "--json"])
     assert done.exit_code == 0, done.output
-    result = json.loads(done.stdout[done.stdout.index("{"):])
+    result = json.loads(done.stdout[done.stdout.index("{") :])
     assert {"rmse", "rmse_zero_baseline", "autonomy", "interventions", "sim_seconds"} <= set(result)
     assert result["test_samples"] == 3 and result["provider"]
 
@@ -273,10 +274,11 @@ class TestConformance(TaskConformance):
     task_name = "steering"
 
     def test_demo_drive_writes_a_video_and_the_autonomy(self, task, bundle, tmp_path):
+        from apptool_steering.demo import drive_video
+
         from apptool.demo import DemoContext
         from apptool.errors import InputError
         from apptool.runtime import Predictor
-        from apptool_steering.demo import drive_video
 
         ctx = DemoContext(Predictor(bundle, task=task), work_dir=tmp_path)
         video, summary = drive_video(ctx, 2)
