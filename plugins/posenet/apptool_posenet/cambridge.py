@@ -9,7 +9,9 @@ relative to the data folder.  The real files end lines with CR LF, carry
 trailing spaces and blank trailing lines; all of that is accepted.  A file
 without the header is accepted too (a leading line counts as header only if
 it is not a pose row).  Anything else that does not parse is a DataError
-naming the file and the line; image paths that leave the data folder are refused.
+naming the file and the line: non-finite numbers, positions beyond 1e6 m, and
+quaternions that are zero or whose norm is far from 1; image paths that leave
+the data folder are refused.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from apptool.errors import DataError
 HEADER_LINES = 3
 FIELDS = ("path", "X", "Y", "Z", "W", "P", "Q", "R")
 SPLIT_FILES = {"train": "dataset_train.txt", "test": "dataset_test.txt"}
+#: Positions are metres in a scene's local frame: beyond 1,000 km a value is a unit or export mistake.
+MAX_POSITION_M = 1e6
+#: A quaternion written by a pose tool has norm 1 up to rounding; far from it the row is corrupt.
+QUATERNION_NORM_RANGE = (1e-3, 1e3)
 
 
 @dataclass
@@ -75,6 +81,38 @@ def _safe_path(root: Path, raw: str, where: str) -> Path:
     return path
 
 
+def _position(xyz: list[float], where: str) -> list[float]:
+    """X Y Z if finite and within MAX_POSITION_M of the origin (a larger value is a unit or parsing mistake)."""
+    for name, value in zip(FIELDS[1:4], xyz):
+        if not math.isfinite(value):
+            raise DataError(f"{where}: position {name} = {value} is not a finite number")
+        if abs(value) > MAX_POSITION_M:
+            raise DataError(
+                f"{where}: position {name} = {value:g} m is beyond {MAX_POSITION_M:g} m; positions are metres in a local frame"
+            )
+    return xyz
+
+
+def _unit_quaternion(wpqr: list[float], where: str) -> np.ndarray:
+    """W P Q R normalised onto the hemisphere W >= 0; zero, non-finite or absurdly scaled ones are refused.
+
+    The norm is taken in float64 of the values as written, so ``1e200 1e200 0 0``
+    cannot overflow into a zero quaternion that then passes as a rotation.
+    """
+    quat = np.array(wpqr, np.float64)
+    for name, value in zip(FIELDS[4:], quat):
+        if not math.isfinite(value):
+            raise DataError(f"{where}: quaternion {name} = {value} is not a finite number")
+    if not quat.any():
+        raise DataError(f"{where}: quaternion W P Q R is zero")
+    norm = math.hypot(*quat)  # no overflow: hypot scales before squaring
+    if not QUATERNION_NORM_RANGE[0] <= norm <= QUATERNION_NORM_RANGE[1]:
+        low, high = QUATERNION_NORM_RANGE
+        raise DataError(f"{where}: quaternion W P Q R has norm {norm:g}; a rotation's is 1 (accepted {low:g} to {high:g})")
+    quat = quat / norm
+    return -quat if quat[0] < 0 else quat
+
+
 def read_pose_file(root: Path, name: str) -> PoseList:
     """Parse ``root/name``; every problem is a DataError with the file and line number."""
     root = Path(root)
@@ -96,17 +134,9 @@ def read_pose_file(root: Path, name: str) -> PoseList:
                 continue  # header line
             raise _explain(line, where)
         raw, values = row
-        if not all(math.isfinite(v) for v in values):
-            raise DataError(f"{where}: pose has a non-finite value: {line.strip()!r}")
-        quat = np.array(values[3:])
-        norm = float(np.linalg.norm(quat))
-        if norm < 1e-6:
-            raise DataError(f"{where}: quaternion W P Q R is zero")
-        quat = quat / norm
-        if quat[0] < 0:
-            quat = -quat
+        pose = [*_position(values[:3], where), *_unit_quaternion(values[3:], where)]
         paths.append(_safe_path(root, raw, where))
-        poses.append([*values[:3], *quat])
+        poses.append(pose)
         sources.append(where)
     if not paths:
         raise DataError(f"{file}: no pose rows after the {HEADER_LINES} header lines")
