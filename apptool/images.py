@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from apptool.errors import InputError
+from apptool.image_headers import image_size
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -27,30 +28,15 @@ def _check_size(width: int, height: int, name: str) -> None:
         raise InputError(f"{name}: image is {width}x{height} = {width * height:,} pixels, more than the limit of {MAX_PIXELS:,}")
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from a PNG/JPEG header, read before decoding so a bomb is never decoded."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                return None
-            marker = data[i + 1]
-            length = int.from_bytes(data[i + 2 : i + 4], "big")
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
-            i += 2 + length
-    return None
-
-
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     """Decode encoded image bytes to an HxWx3 uint8 RGB array."""
     if not data:
         raise InputError(f"{name}: file is empty, expected an image (PNG, JPEG, ...)")
-    size = _header_size(data)
-    if size:
-        _check_size(*size, name)
+    try:
+        width, height = image_size(data)
+    except ValueError as exc:  # refused, not decoded: a header this module cannot read could declare any size
+        raise InputError(f"{name}: not a readable image ({exc})") from None
+    _check_size(width, height, name)
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
         raise InputError(f"{name}: not a readable image (corrupt or unsupported format); expected PNG, JPEG, BMP, TIFF or WebP")
@@ -102,6 +88,7 @@ def iter_video_frames(path: str | Path, every: int = 1, limit: int | None = None
     if not capture.isOpened():
         raise InputError(f"{path}: not a readable video")
     try:
+        _check_size(int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), str(path))
         index = count = 0
         while limit is None or count < limit:
             ok, frame = capture.read()
