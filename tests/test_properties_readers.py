@@ -100,7 +100,7 @@ def csv_records(text: str) -> int:
 def check_driving_log(rows, root: Path, text: str) -> None:
     assert rows and len(rows) >= csv_records(text) - 1, "a row was dropped without an error"
     for row in rows:
-        assert math.isfinite(row.steering)
+        assert math.isfinite(row.steering) and -1 <= row.steering <= 1, "a steering label outside [-1, 1] was accepted"
         for path in (row.center, row.left, row.right):
             if path is not None:
                 assert path.is_file()
@@ -141,6 +141,16 @@ def test_driving_log_huge_field_and_many_rows(tmp_path):
     (split / "driving_log.csv").write_text("IMG/center_0.jpg, IMG/left_0.jpg, IMG/right_0.jpg, 0.1, 0, 0, 0\n" * 20_000)
     with time_limit():
         assert len(read_driving_log(split, root)) == 20_000
+
+
+@pytest.mark.parametrize("value", ["1.5", "-25", "1e3"])
+def test_steering_outside_the_udacity_range_is_refused_not_clipped(tmp_path, value):
+    split = udacity_split(tmp_path / "data")
+    (split / "driving_log.csv").write_text(f"IMG/center_0.jpg, , , 0.5, 0, 0, 0\nIMG/center_1.jpg, , , {value}, 0, 0, 0\n")
+    with pytest.raises(DataError, match=rf"driving_log\.csv:2: steering '{value}' is outside \[-1, 1\]; .*degrees / 25"):
+        read_driving_log(split, tmp_path / "data")
+    (split / "driving_log.csv").write_text("IMG/center_0.jpg, , , -1, 0, 0, 0\nIMG/center_1.jpg, , , 1.0, 0, 0, 0\n")
+    assert [row.steering for row in read_driving_log(split, tmp_path / "data")] == [-1.0, 1.0]
 
 
 # -- scene labeling: classes.txt, mask PNGs, images/masks layout, Stanford regions.txt -------------
@@ -384,7 +394,8 @@ def cambridge_root(base: Path) -> Path:
 def pose_files(draw) -> tuple[str, tuple[str, ...]]:
     n = draw(st.integers(1, 3))
     names = tuple(f"seq1/frame0000{i}.png" for i in range(n))
-    position, quaternion = st.lists(NUMBER, min_size=3, max_size=3), st.lists(NUMBER, min_size=3, max_size=3)
+    rotation = st.floats(-1, 1).map(lambda v: f"{v:.4g}")  # W is drawn in [0.1, 1]: the norm stays near 1, as the reader requires
+    position, quaternion = st.lists(NUMBER, min_size=3, max_size=3), st.lists(rotation, min_size=3, max_size=3)
     rows = [" ".join([name, *draw(position), f"{draw(st.floats(0.1, 1)):.5f}", *draw(quaternion)]) for name in names]
     header = HEADER if draw(st.booleans()) else ""
     return header + "\n".join(rows) + "\n", names
@@ -782,3 +793,94 @@ def test_unresolvable_or_escaping_paths_are_refused(tmp_path, raw):
     (coco / "captions_train.json").write_text(json.dumps(doc))
     with time_limit(), pytest.raises(DataError, match=r"captions_train\.json: images\[0\]"):
         read_coco(coco, "train")
+
+
+# -- symbolic links: one rule for every reader (apptool.paths.inside_data_folder) -------------------------------
+def _udacity(base: Path, fallback: bool = False):
+    root = base / "data"
+    split = udacity_split(root)
+    center = "C:\\Users\\driver\\sim\\IMG\\center_0.jpg" if fallback else "IMG/center_0.jpg"
+    (split / "driving_log.csv").write_text(f"{center}, IMG/left_0.jpg, , 0.1, 0, 0, 0\n")
+    return root, split / "IMG" / "center_0.jpg", lambda data: read_driving_log(data / "train", data)
+
+
+def _coco(base: Path):
+    root = coco_root(base)
+    doc = {"images": [{"id": 1, "file_name": "000000000001.jpg"}], "annotations": [{"image_id": 1, "caption": "a dog"}]}
+    (root / "captions_train.json").write_text(json.dumps(doc))
+    return root, root / "images" / "000000000001.jpg", lambda data: read_coco(data, "train")
+
+
+def _flickr(base: Path):
+    names = tuple(f"{1000 + i}_abc.jpg" for i in range(5))
+    root = flickr_root(base, names, split_files=False)
+    (root / "Flickr8k.token.txt").write_text("".join(f"{name}#0\tA child plays .\n" for name in names))
+    return root, root / "Flicker8k_Dataset" / names[4], read_flickr8k
+
+
+def _image_folders(base: Path):
+    root = base / "data"
+    write_image_folders(root, np.random.default_rng(0))
+    return root, root / "train" / "cat" / "1.png", lambda data: read_folder(data, 8, 1)
+
+
+def _images_masks(base: Path, role: str):
+    root = base / "data"
+    root.mkdir()
+    files = write_images_masks(root, np.random.default_rng(0))
+    return root, files[role], read_data_dir
+
+
+def _stanford(base: Path):
+    root = base / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for stem in ("0000001", "0000002"):
+        cv2.imwrite(str(root / "images" / f"{stem}.png"), np.zeros((2, 3, 3), np.uint8))
+        (root / "labels" / f"{stem}.regions.txt").write_text("0 1 2\n-1 0 1\n")
+    return root, root / "labels" / "0000002.regions.txt", read_data_dir
+
+
+def _cambridge(base: Path):
+    root = cambridge_root(base)
+    (root / "dataset_train.txt").write_text(HEADER + "seq1/frame00001.png 0 0 0 1 0 0 0\n")
+    return root, root / "seq1" / "frame00001.png", lambda data: read_pose_file(data, "dataset_train.txt")
+
+
+LINKED_FILES = {
+    "steering: image named by driving_log.csv": _udacity,
+    "steering: IMG/ fallback for another machine's path": lambda base: _udacity(base, fallback=True),
+    "captioning: COCO image": _coco,
+    "captioning: Flickr8k image": _flickr,
+    "dbn_hashing: image in a class folder": _image_folders,
+    "scene_labeling: image of the images/masks layout": lambda base: _images_masks(base, "image b"),
+    "scene_labeling: mask of the images/masks layout": lambda base: _images_masks(base, "mask c"),
+    "scene_labeling: Stanford regions file": _stanford,
+    "posenet: image named by dataset_train.txt": _cambridge,
+}
+
+
+@pytest.mark.parametrize("reader", LINKED_FILES)
+def test_a_symbolic_link_out_of_the_data_folder_is_refused_naming_the_file_and_its_target(reader, tmp_path):
+    root, file, read = LINKED_FILES[reader](tmp_path)
+    assert read(root)
+    target = tmp_path / "elsewhere" / file.name
+    target.parent.mkdir()
+    file.rename(target)
+    file.symlink_to(target)
+    with time_limit(), pytest.raises(DataError) as caught:
+        read(root)
+    message = str(caught.value)
+    assert str(file) in message and str(target) in message and "outside the data folder" in message, message
+
+
+@pytest.mark.parametrize("reader", LINKED_FILES)
+def test_links_that_stay_inside_the_data_folder_are_followed_and_the_folder_itself_may_be_a_link(reader, tmp_path):
+    root, file, read = LINKED_FILES[reader](tmp_path)
+    kept = file.parent / "store" / file.name
+    kept.parent.mkdir()
+    file.rename(kept)
+    file.symlink_to(kept)
+    linked = tmp_path / "linked data"
+    linked.symlink_to(root, target_is_directory=True)
+    assert read(linked)

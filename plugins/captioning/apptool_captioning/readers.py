@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from apptool.errors import DataError
+from apptool.paths import inside_data_folder
 
 COCO_FILES = {"train": "captions_train.json", "test": "captions_test.json"}
 FLICKR_TOKENS = "Flickr8k.token.txt"
@@ -40,13 +41,14 @@ def detect_format(data_dir: Path) -> str:
 
 
 def _inside(root: Path, relative: str, where: str) -> Path:
-    """``root / relative``, refusing absolute paths and ``..`` that would leave ``root``.
+    """``root / relative``, refusing absolute paths, ``..`` and symbolic links that would leave ``root``.
 
-    The check is on the name as written, so ``images/`` itself may be a symlink to a dataset elsewhere.
+    ``root`` is the image folder, resolved, so ``images/`` itself may be a link to a shared copy of the data set.
     """
     normal = os.path.normpath(relative.replace("\\", "/"))
     if os.path.isabs(normal) or normal == ".." or normal.startswith("../") or Path(relative).drive:
         raise DataError(f"{where}: path {relative!r} leaves the data folder {root}; refusing it")
+    inside_data_folder(root / normal, root, where)
     return root / normal
 
 

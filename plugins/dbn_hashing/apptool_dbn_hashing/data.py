@@ -16,6 +16,7 @@ import numpy as np
 
 from apptool.errors import ConfigError, DataError, InputError
 from apptool.images import IMAGE_SUFFIXES, read_image, to_rgb
+from apptool.paths import inside_data_folder
 
 SOURCES = ("digits", "shapes")
 DEFAULT_SIZE = {"digits": 8, "shapes": 16, "folder": 32}
@@ -189,6 +190,9 @@ def read_folder(data_dir: Path, size: int, channels: int) -> tuple[ImageSet, Ima
             f"{data_dir / 'test' / unknown[0]}: class {unknown[0]!r} has no images in {data_dir / 'train'}, "
             "so its queries could never find a relevant image"
         )
+    for paths in [*train_files.values(), *test_files.values()]:
+        for path in paths:
+            inside_data_folder(path, data_dir)
     classes = sorted(train_files)
     return _read_split(train_files, classes, size, channels), _read_split(test_files, classes, size, channels)
 

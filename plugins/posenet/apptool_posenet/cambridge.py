@@ -23,6 +23,7 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 
 from apptool.errors import DataError
+from apptool.paths import inside_data_folder
 
 HEADER_LINES = 3
 FIELDS = ("path", "X", "Y", "Z", "W", "P", "Q", "R")
@@ -70,12 +71,7 @@ def _safe_path(root: Path, raw: str, where: str) -> Path:
     text = raw.replace("\\", "/")
     if text.startswith("/") or PureWindowsPath(raw).drive:
         raise DataError(f"{where}: image path {raw!r} is absolute; paths must be relative to {root}")
-    try:
-        path = (root / text).resolve()
-    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop
-        raise DataError(f"{where}: image path {raw!r} cannot be resolved ({exc})") from None
-    if not path.is_relative_to(root.resolve()):
-        raise DataError(f"{where}: image path {raw!r} escapes the data folder {root}")
+    path = inside_data_folder(root / text, root, where)
     if not path.is_file():
         raise DataError(f"{where}: image {raw!r} not found under {root}")
     return path

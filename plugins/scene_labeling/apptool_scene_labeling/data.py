@@ -26,6 +26,7 @@ import numpy as np
 
 from apptool.errors import DataError, InputError
 from apptool.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
+from apptool.paths import inside_data_folder
 from apptool_scene_labeling.scenes import CLASSES, IGNORE, PALETTE, scene
 
 STRIDE = 32  # the encoder's largest reduction: input sides are multiples of it
@@ -206,6 +207,8 @@ def read_images_masks_split(split_dir: Path, n_classes: int) -> list[tuple[np.nd
         mask_path = mask_dir / f"{image_path.stem}.png"
         if not mask_path.is_file():
             raise DataError(f"{image_path}: no mask {mask_path}")
+        for path in (image_path, mask_path):
+            inside_data_folder(path, split_dir.parent)
         image = _read_image(image_path)
         mask = _check_mask(read_mask_png(mask_path), mask_path, image.shape[:2], image_path, n_classes)
         pairs.append((image, mask, image_path.name))
@@ -260,8 +263,11 @@ def read_stanford(root: Path) -> tuple[list, list]:
         raise DataError(f"{root / 'images'}: no images")
     train, test = [], []
     for image_path in images:
+        labels = root / "labels" / f"{image_path.stem}.regions.txt"
+        for path in (image_path, labels):
+            inside_data_folder(path, root)
         image = _read_image(image_path)
-        mask = read_regions(root / "labels" / f"{image_path.stem}.regions.txt", image.shape[:2])
+        mask = read_regions(labels, image.shape[:2])
         (test if in_test_split(image_path.stem) else train).append((image, mask, image_path.name))
     if not test:  # a very small copy: hold out its last image rather than none
         test.append(train.pop())

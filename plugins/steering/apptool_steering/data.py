@@ -21,6 +21,7 @@ import numpy as np
 
 from apptool.errors import DataError
 from apptool.images import read_image
+from apptool.paths import inside_data_folder
 from apptool_steering import road, vehicle
 
 COLUMNS = ("center", "left", "right", "steering", "throttle", "brake", "speed")
@@ -188,7 +189,8 @@ def resolve_image(raw: str, folder: Path, root: Path, where: str) -> Path:
 
     Absolute if it exists; else relative to the csv folder; else ``IMG/<basename>``
     (logs recorded on another machine carry that machine's absolute paths).  A
-    relative path that climbs out of the data folder with ``..`` is refused.
+    relative path that climbs out of the data folder with ``..``, or leads out of
+    it through a symbolic link, is refused.
     """
     if WINDOWS_ABSOLUTE.match(raw):
         if os.path.isabs(raw) and Path(raw).is_file():
@@ -198,10 +200,12 @@ def resolve_image(raw: str, folder: Path, root: Path, where: str) -> Path:
         if os.path.commonpath([candidate, os.path.normpath(root)]) != os.path.normpath(root):
             raise DataError(f"{where}: image path {raw!r} leaves the data folder {root}")
         if Path(candidate).is_file():
+            inside_data_folder(candidate, root, where)
             return Path(candidate)
     basename = re.split(r"[\\/]", raw)[-1]
     fallback = folder / "IMG" / basename
     if basename not in ("", ".", "..") and fallback.is_file():
+        inside_data_folder(fallback, root, where)
         return fallback
     raise DataError(f"{where}: image {raw!r} not found (looked for it as given, relative to {folder}, and as {fallback})")
 
@@ -258,6 +262,11 @@ def _parse_row(fields: list[str], columns: dict[str, int], folder: Path, root: P
         raise DataError(f"{where}: steering {raw!r} is not a number") from None
     if not math.isfinite(steering):
         raise DataError(f"{where}: steering {raw!r} is not finite")
+    if not -1.0 <= steering <= 1.0:
+        raise DataError(
+            f"{where}: steering {raw!r} is outside [-1, 1]; Udacity logs hold the normalised angle "
+            f"(degrees / {vehicle.MAX_STEER_DEG:g}), so rescale the column"
+        )
 
     def side(name: str) -> Path | None:
         i = columns.get(name)
