@@ -262,7 +262,10 @@ def create_encoder(name: str, pretrained: str | Path | None = None, in_chans: in
         encoder = timm.create_model(arch, pretrained=weights is not None, **options)
     except RuntimeError as exc:  # unknown names, and weights whose shapes do not fit
         if "Unknown model" in str(exc):
-            raise ConfigError(f"unknown backbone {name!r}: {exc}") from None
+            from apptool.plugins import get_plugins
+
+            note = get_plugins().failure_note("apptool_backbones", name)  # a plugin that failed may have offered it
+            raise ConfigError(f"unknown backbone {name!r}: {exc}{note}") from None
         detail = " ".join(line.strip() for line in str(exc).splitlines()[:2])[:300]
         raise ConfigError(f"{weights}: these weights do not fit backbone {name!r} ({detail})") from None
     except (TypeError, ValueError, AssertionError) as exc:

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from apptool.errors import AppToolError, ConfigError
-from apptool.plugins import get_plugins
+from apptool.plugins import PluginError, get_plugins
 
 app = typer.Typer(
     add_completion=False,
@@ -50,25 +50,45 @@ def _parse_set(pairs: list[str]) -> dict[str, Any]:
 
 
 @app.command()
-def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Installed plugins, their tasks and hooks, and the plugins that failed to load."""
+def plugins(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    check: bool = typer.Option(False, "--check", help="Check every plugin's hooks, answers and commands; exit 1 on a problem."),
+) -> None:
+    """Installed plugins, their tasks and hooks, and the plugins (or hooks, or commands) that failed."""
+    from apptool.plugin_check import check_plugins
+
     loaded = get_plugins()
+    problems = check_plugins(loaded) if check else None
+    if problems is None:
+        loaded.probe()  # so a data hook that raises is listed too
     infos = [vars(i) for i in loaded.infos.values()]
     errors = [vars(e) for e in loaded.load_errors]
     if as_json:
-        _emit({"plugins": infos, "errors": errors, "tasks": sorted(loaded.tasks)})
-        return
-    table = Table("plugin", "distribution", "version", "API", "tasks", "hooks")
+        _emit({"plugins": infos, "errors": errors, "tasks": sorted(loaded.tasks), **({"problems": problems} if check else {})})
+    else:
+        _print_plugins(infos, errors, problems)
+    if problems is not None and (errors or any(problems.values())):
+        raise typer.Exit(1)
+
+
+def _print_plugins(infos: list[dict], errors: list[dict], problems: dict[str, list[str]] | None) -> None:
+    """One block per plugin, wrapped rather than truncated at any width; failures on stderr."""
+    out = Console(soft_wrap=True)
     for i in infos:
-        table.add_row(
-            i["name"], i["distribution"], i["version"], ",".join(map(str, i["api"])), ", ".join(i["tasks"]), ", ".join(i["hooks"])
-        )
-    Console().print(table)
+        out.print(f"[bold]{i['name']}[/]  {i['distribution'] or '-'} {i['version']}  API {','.join(map(str, i['api']))}")
+        out.print(f"  tasks: {', '.join(i['tasks']) or '-'}")
+        out.print(f"  hooks: {', '.join(i['hooks']) or '-'}")
+        if problems is not None:
+            failed = problems.get(i["name"]) or any(e["name"] == i["name"] for e in errors)
+            out.print("  check: " + ("[red]problems below[/]" if failed else "[green]ok[/]"))
     for e in errors:
+        what = f"{e['hook']} skipped" if e["hook"] else "failed to load"
         console.print(
-            f"[red]failed to load[/] {e['name']} ({e['distribution'] or 'unknown distribution'}): {escape(e['error'])}",
-            soft_wrap=True,
+            f"[red]{what}[/] {e['name']} ({e['distribution'] or 'unknown distribution'}): {escape(e['error'])}", soft_wrap=True
         )
+    for name, found in (problems or {}).items():
+        for problem in found:
+            console.print(f"[red]problem[/] {name}: {escape(problem)}", soft_wrap=True)
 
 
 def _relaunch_distributed(nproc: int, nnodes: int, rdzv: str | None) -> None:
@@ -107,6 +127,7 @@ def train(
     from apptool.engine import train as run_training
 
     task = get_plugins().task(task_name)
+    _refuse_encoder_options(task, preset, backbone, pretrained)
     overrides = _parse_set(set_)
     if epochs is not None:
         overrides.setdefault("train", {})["epochs"] = epochs
@@ -118,12 +139,28 @@ def train(
     if data is not None and not data.is_dir():
         raise ConfigError(f"--data {data}: no such folder")
     config = task.config(preset, overrides)
-    bundle = run_training(task, config, out, data, resume=resume, progress=not quiet)
+    created = not out.exists()
+    try:
+        bundle = run_training(task, config, out, data, resume=resume, progress=not quiet)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that failed before writing anything leaves no empty folder behind
+        raise
     from apptool.bundle import read_metrics
 
     if os.environ.get("RANK", "0") == "0":
         console.print(f"[green]bundle written:[/] {bundle}")
         _print_metrics(read_metrics(bundle).get("test", {}))
+
+
+def _refuse_encoder_options(task, preset: str, backbone: str | None, pretrained: str | None) -> None:
+    """--backbone/--pretrained only for tasks whose config has an encoder (``model.backbone``), never silently ignored."""
+    model = task.config(preset).get("model", {})
+    for flag, value, keys in (("--backbone", backbone, ("backbone",)), ("--pretrained", pretrained, ("backbone", "pretrained"))):
+        if value is not None and not any(k in model for k in keys):
+            raise ConfigError(
+                f"{flag} {value}: task {task.name!r} uses no pretrained encoder (its config has no model.{keys[-1]})"
+            )
 
 
 def _print_metrics(metrics: dict[str, Any], prefix: str = "", table: Table | None = None) -> None:
@@ -144,12 +181,16 @@ def evaluate(
     bundle: Path = typer.Argument(...),
     data: Path | None = typer.Option(None, "--data", help="Evaluate on this folder's test split instead."),
     variant: str = typer.Option("", "--variant", help="Evaluate an exported variant (e.g. fp16, int8) from the bundle."),
+    set_: list[str] = typer.Option([], "--set", help="Data option KEY=VALUE for --data (repeatable), e.g. data.format=csv"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Metrics of BUNDLE on the test split, computed with ONNX Runtime."""
     from apptool.evaluation import evaluate_bundle
 
-    metrics = evaluate_bundle(bundle, data, variant)
+    overrides = _parse_set(set_)
+    if set(overrides) - {"data"}:
+        raise ConfigError(f"eval --set takes data.* keys only (the rest of the config is the bundle's), got {', '.join(set_)}")
+    metrics = evaluate_bundle(bundle, data, variant, overrides.get("data", {}))
     if as_json:
         _emit(metrics)
     else:
@@ -254,16 +295,12 @@ def new_plugin(
     console.print(f"[green]plugin created:[/] {target}\n  pip install {target}\n  apptool train {name} --out bundles/{name}")
 
 
-def _add_plugin_commands() -> None:
-    try:
-        get_plugins().pm.hook.apptool_cli_commands(app=app)
-    except Exception as exc:
-        console.print(f"[red]a plugin failed to add its commands:[/] {exc}")
-
-
 def main() -> None:
-    _add_plugin_commands()
+    loaded = get_plugins()
+    loaded.add_cli_commands(app)
     try:
+        if sys.argv[1:2] and sys.argv[1] in loaded.skipped_commands:
+            raise PluginError(loaded.skipped_commands[sys.argv[1]])
         app()
     except AppToolError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)

@@ -47,10 +47,17 @@ def run_exporter(name: str, bundle_dir: Path, out_dir: Path | None) -> Path:
     from apptool.plugins import get_plugins
 
     read_config(bundle_dir)  # a clear error for a directory that is not a bundle
-    available = {**EXPORTERS, **get_plugins().merged("apptool_exporters")}
+    plugins = get_plugins()
+    available = plugins.provided("apptool_exporters")
+    if name not in available and name not in EXPORTERS:
+        raise ConfigError(
+            f"no exporter for format {name!r}; available: {', '.join(sorted({*EXPORTERS, *available}))}"
+            + plugins.failure_note("apptool_exporters", name)
+        )
     if name not in available:
-        raise ConfigError(f"no exporter for format {name!r}; available: {', '.join(sorted(available))}")
-    return available[name](Path(bundle_dir), Path(out_dir) if out_dir else None)
+        return EXPORTERS[name](Path(bundle_dir), Path(out_dir) if out_dir else None)
+    plugin, fn = available[name]
+    return plugins.call(plugin, f"exporter {name!r}", fn, Path(bundle_dir), Path(out_dir) if out_dir else None)
 
 
 # The deployment formats live in their own modules and register themselves with @exporter on import.

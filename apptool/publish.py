@@ -6,6 +6,7 @@ killed half-way never leaves something that looks complete.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def finish_bundle(task: Task, model, config: dict[str, Any], out_dir: Path, test
     runner = OnnxRunner(out_dir, task.name, config["graphs"])
     test = task.evaluate(runner, test_set, config, out_dir)
     metrics = update_metrics(out_dir, test=test, export=export, training=training, provider=runner.provider)
-    atomic_write_bytes(Path(out_dir) / CARD, model_card(task, config, metrics).encode())
+    atomic_write_bytes(Path(out_dir) / CARD, model_card(task, config, metrics, Path(out_dir)).encode())
     atomic_write_json(Path(out_dir) / CONFIG, config)
     (Path(out_dir) / CHECKPOINT).unlink(missing_ok=True)
     return metrics
@@ -44,7 +45,7 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def model_card(task: Task, config: dict[str, Any], metrics: dict[str, Any]) -> str:
+def model_card(task: Task, config: dict[str, Any], metrics: dict[str, Any], bundle_dir: Path) -> str:
     """card.md: what the model is, what it was trained on, how well it does, how to run it."""
     test = metrics.get("test", {})
     rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in test.items() if isinstance(v, (int, float, str)))
@@ -70,8 +71,8 @@ def model_card(task: Task, config: dict[str, Any], metrics: dict[str, Any]) -> s
 ## How to run
 
 ```
-apptool predict {{this folder}} INPUT... --json
-apptool eval {{this folder}} --json
+apptool predict {shlex.quote(str(bundle_dir))} INPUT... --json
+apptool eval {shlex.quote(str(bundle_dir))} --json
 ```
 
 Deployment needs only `onnxruntime` (or `onnxruntime-gpu`), numpy and OpenCV: the ONNX files carry this
