@@ -72,7 +72,9 @@ class BackgroundTrainer:
     def __post_init__(self) -> None:
         self.bundles = Path(self.bundles)
         logs = self.bundles / LOG_DIR
-        self.jobs = {name: Job(name, self.bundles / name, self.preset, logs / f"{name}.log") for name in self.tasks}
+        self.jobs = {
+            name: Job(name, self.bundles / name, demo_preset(name, self.preset), logs / f"{name}.log") for name in self.tasks
+        }
         self._stop = threading.Event()
         self._process: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
@@ -141,6 +143,17 @@ class BackgroundTrainer:
         job.state = DONE if job.returncode == 0 and (job.target / CONFIG).exists() else FAILED
         if job.state == FAILED and not job.error:
             job.error = log_tail(job.log)
+
+
+def demo_preset(task_name: str, preset: str) -> str:
+    """The preset the hub trains ``task_name`` with: the task's ``demo_preset`` (a ready-made model) if it names one."""
+    from apptool.errors import AppToolError
+    from apptool.plugins import get_plugins
+
+    try:
+        return get_plugins().task(task_name).demo_preset or preset
+    except AppToolError:  # not installed here: the training run itself will say so
+        return preset
 
 
 def log_tail(path: Path, lines: int = 12) -> str:

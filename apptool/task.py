@@ -95,6 +95,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "backbone_lr_mult": 0.1,  # encoder LR = lr * this, under "gradual" and "full"
     "unfreeze_epoch": 1,  # under "gradual", the epoch the encoder starts training
     "num_workers": 0,
+    "fit": True,  # False: the model is ready as built (e.g. a shipped ImageNet classifier); the bundle holds it untrained
 }
 
 
@@ -110,7 +111,9 @@ class Task(ABC):
     * ``input_kind`` — ``"image"`` (HxWx3 uint8 RGB arrays) or anything else a
       task reads itself through ``read_input``; ``input_suffixes`` — the files
       ``predict`` picks from a folder;
-    * ``presets`` — overrides of ``default_config()`` by preset name.
+    * ``presets`` — overrides of ``default_config()`` by preset name;
+    * ``demo_preset`` — the preset the hub's ``--train-missing`` uses for this task
+      (e.g. one whose model is ready without training); empty means the hub's own.
     """
 
     name: ClassVar[str]
@@ -124,6 +127,7 @@ class Task(ABC):
         {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".mp4", ".avi", ".mov", ".mkv", ".webm"}
     )
     presets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "full": {}}
+    demo_preset: ClassVar[str] = ""
 
     # -- configuration ---------------------------------------------------
     def default_config(self) -> dict[str, Any]:

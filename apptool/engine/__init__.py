@@ -38,7 +38,11 @@ def train(
     started = time.perf_counter()
     trainer = Trainer(task, config, out_dir, progress=progress)
     try:
-        model, history = trainer.fit(model, splits.train, resume=resume)
+        if config["train"].get("fit", True):
+            model, history = trainer.fit(model, splits.train, resume=resume)
+        else:  # a ready-made model (shipped weights): nothing to fit, the bundle holds it as built
+            model, history = model.eval(), []
+            trainer.epochs, trainer.budget = 0, "none: train.fit is false, the model is used as built"
         if distributed.is_main():
             save_state(out_dir / "weights.safetensors", model.state_dict(), {"task": task.name})
             training = {
