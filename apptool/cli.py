@@ -91,13 +91,27 @@ def _print_plugins(infos: list[dict], errors: list[dict], problems: dict[str, li
             console.print(f"[red]problem[/] {name}: {escape(problem)}", soft_wrap=True)
 
 
-def _relaunch_distributed(nproc: int, nnodes: int, rdzv: str | None) -> None:
-    """Re-run this very command under torch's elastic launcher, one process per rank."""
+def _relaunch_distributed(nproc: int, nnodes: int, node_rank: int | None, rdzv: str | None) -> None:
+    """Re-run this very command under torch's elastic launcher, one process per rank.
+
+    Several nodes use torchrun's static rendezvous: node 0 hosts it at ``rdzv``
+    and holds global rank 0, so the bundle is written on node 0.
+    """
     import subprocess
 
+    from apptool.engine.distributed import check_gpus_per_node
+
+    if nnodes > 1 and (not rdzv or node_rank is None):
+        raise ConfigError(f"--nnodes {nnodes} needs --rdzv-endpoint HOST:PORT (node 0's address) and --node-rank on every node")
+    if node_rank is not None and not 0 <= node_rank < nnodes:
+        raise ConfigError(f"--node-rank {node_rank}: expected 0 to {nnodes - 1} for --nnodes {nnodes}")
+    check_gpus_per_node(nproc)
     args = [a for a in sys.argv[1:]]
     launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}"]
-    launcher += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv}"] if rdzv else ["--standalone"]
+    if nnodes > 1:
+        launcher += ["--rdzv-backend=static", f"--rdzv-endpoint={rdzv}", f"--node-rank={node_rank}"]
+    else:
+        launcher += ["--standalone"]
     env = {**os.environ, "APPTOOL_UNDER_TORCHRUN": "1"}
     raise typer.Exit(subprocess.call(launcher + ["-m", "apptool"] + args, env=env))
 
@@ -118,12 +132,13 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Processes per node (DDP via torchrun)."),
     nnodes: int = typer.Option(1, "--nnodes"),
-    rdzv_endpoint: str | None = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous (multi-node)."),
+    node_rank: int | None = typer.Option(None, "--node-rank", help="This node's rank, 0 to nnodes-1 (multi-node)."),
+    rdzv_endpoint: str | None = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of node 0 (multi-node)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train TASK and write a bundle (weights, ONNX, metrics, card)."""
     if (nproc_per_node > 1 or nnodes > 1) and not os.environ.get("APPTOOL_UNDER_TORCHRUN"):
-        _relaunch_distributed(nproc_per_node, nnodes, rdzv_endpoint)
+        _relaunch_distributed(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
     from apptool.engine import train as run_training
 
     task = get_plugins().task(task_name)

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import math
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,19 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
+
+
+def announce_epoch(dataset: Dataset, epoch: int) -> None:
+    """Call ``set_epoch(epoch)`` on the dataset (under any Subset wrappers) if it has one.
+
+    A dataset that augments derives its random draws from (seed, epoch, index)
+    through this, so a resumed run sees the same draws as an uninterrupted one.
+    """
+    while dataset is not None:
+        if callable(getattr(dataset, "set_epoch", None)):
+            dataset.set_epoch(epoch)
+            return
+        dataset = getattr(dataset, "dataset", None)
 
 
 def batch_size_of(batch: Any) -> int:
@@ -173,8 +187,10 @@ class Trainer:
         best_state = None
         ckpt_path = self.out_dir / CHECKPOINT
         if resume and ckpt_path.exists():
-            progress, best_state = load_checkpoint(ckpt_path, model, optimizer)
+            progress, best_state = load_checkpoint(ckpt_path, model, optimizer, scaler)
             model.to(self.device)
+        elif resume and distributed.is_main():
+            print(f"--resume: no {CHECKPOINT} in {self.out_dir}; training from scratch", file=sys.stderr)
 
         bars = _progress_bars(self.show_progress)
         with bars:
@@ -184,6 +200,7 @@ class Trainer:
                 self._set_trainable(model, epoch)
                 wrapped = self._wrap(model)
                 seed_everything(int(self.config["seed"]) * 1000 + epoch)
+                announce_epoch(train_set, epoch)
                 train_loss = self._train_epoch(
                     wrapped, model, optimizer, scaler, train_part, epoch, progress, total_steps, warmup, bars
                 )
@@ -207,7 +224,7 @@ class Trainer:
                 stop = 0 < int(self.opts["patience"]) <= progress["bad_epochs"]
                 progress["stopped_early"] = stop
                 if distributed.is_main():
-                    save_checkpoint(ckpt_path, model, optimizer, progress, best_state)
+                    save_checkpoint(ckpt_path, model, optimizer, progress, best_state, scaler)
                     write_history(self.out_dir, progress["history"])
                 bars.update(
                     epoch_bar,

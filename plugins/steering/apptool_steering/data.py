@@ -299,7 +299,11 @@ def shift_rotate(image: np.ndarray, shift_m: float, yaw_deg: float, aug: dict[st
 
 class UdacityFrames:
     """Frames of a Udacity driving log.  For training: side cameras with a steering correction,
-    random flips, and shift/rotate views with their recovery labels; for testing: centre camera only."""
+    random flips, and shift/rotate views with their recovery labels; for testing: centre camera only.
+
+    Every augmentation draw comes from (seed, epoch, index), the epoch set by the
+    trainer through ``set_epoch``: a run resumed at epoch k draws what an
+    uninterrupted run draws there, with no generator state to save."""
 
     def __init__(self, rows: list[LogRow], spec: dict[str, Any], data: dict[str, Any], train: bool, seed: int = 0):
         self.spec, self.train, self.seed = spec, train, seed
@@ -313,10 +317,13 @@ class UdacityFrames:
                     self.samples.append((row.left, row.steering + correction, row.where))
                 if row.right is not None:
                     self.samples.append((row.right, row.steering - correction, row.where))
-        self.visits = np.zeros(len(self.samples), np.int64)
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def image(self, i: int) -> tuple[np.ndarray, float]:
         path, steering, where = self.samples[i]
@@ -328,9 +335,7 @@ class UdacityFrames:
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.float32]:
         image, steering = self.image(int(i))
         if self.train:
-            # a fresh draw on every visit, reproducible because the trainer's order is seeded
-            rng = np.random.default_rng([self.seed, int(i), int(self.visits[i])])
-            self.visits[i] += 1
+            rng = np.random.default_rng([self.seed, self.epoch, int(i)])
             image, steering = augment(image, steering, rng, self.aug)
         return preprocess(image, self.spec), np.float32(np.clip(steering, -1.0, 1.0))
 
