@@ -115,3 +115,153 @@ def test_plugins_lists_the_extension_hooks(env):
     extras = next(p for p in listing["plugins"] if p["name"] == "extras")
     assert extras["hooks"] == ["apptool_backbones", "apptool_cli_commands", "apptool_dataset_readers", "apptool_exporters"]
     assert extras["tasks"] == []
+
+
+# -- isolation and attribution, in process ------------------------------------------------------------------
+RAISING_AT_USE = textwrap.dedent("""
+    import apptool
+
+
+    @apptool.hookimpl
+    def apptool_exporters():
+        def needs_a_key(bundle_dir, out_dir):
+            return {}["a key this exporter expected"]
+
+        return {"needs_a_key": needs_a_key}
+
+
+    @apptool.hookimpl
+    def apptool_dataset_readers():
+        def unreadable(data_dir, config):
+            raise ValueError(f"cannot read {data_dir}")
+
+        return {"digits_demo": {"unreadable": unreadable}}
+""")
+RAISING_READERS_HOOK = textwrap.dedent("""
+    import apptool
+
+
+    @apptool.hookimpl
+    def apptool_dataset_readers():
+        raise RuntimeError("readers hook exploded")
+""")
+TYPO_BACKBONES = textwrap.dedent("""
+    import apptool
+
+
+    @apptool.hookimpl
+    def apptool_backbone():
+        return {"typo_net": {"model_name": "resnet10t"}}
+""")
+LABEL_ORDER_READERS = textwrap.dedent("""
+    import apptool
+    from apptool.plugins import get_plugins
+    from apptool.task import Splits
+
+
+    @apptool.hookimpl
+    def apptool_dataset_readers():
+        def builtin(data_dir, config):
+            return get_plugins().task("digits_demo").load_data(config, None)
+
+        def classes_reversed(data_dir, config):
+            splits = builtin(data_dir, config)
+            labels = splits.info["labels"]
+            flip = lambda pairs: [(image, len(labels) - 1 - label) for image, label in pairs]
+            return Splits(flip(splits.train), flip(splits.test), {**splits.info, "labels": labels[::-1]})
+
+        return {"digits_demo": {"builtin": builtin, "classes_reversed": classes_reversed}}
+""")
+
+
+@pytest.fixture
+def plugins_with(monkeypatch, tmp_path, scaffold_task):
+    """A fresh plugin manager, used as the process-wide one, holding the scaffold task and plugins loaded from sources."""
+    import importlib.metadata
+
+    from apptool import plugins as plugins_module
+
+    def make(**sources: str):
+        fresh = plugins_module.Plugins(only=[])
+        fresh.register(sys.modules[type(scaffold_task).__module__.rsplit(".", 1)[0] + ".plugin"], "digits_demo")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        for name, source in sources.items():
+            (tmp_path / f"{name}.py").write_text(source)
+            monkeypatch.delitem(sys.modules, name, raising=False)
+            fresh.load(importlib.metadata.EntryPoint(name, name, "apptool"))
+        monkeypatch.setattr(plugins_module, "get_plugins", lambda: fresh)
+        return fresh
+
+    return make
+
+
+def test_an_exporter_failing_at_export_time_is_one_line_naming_the_plugin(plugins_with, scaffold_bundle, tmp_path):
+    from apptool.exporters import run_exporter
+    from apptool.plugins import PluginError
+
+    plugins_with(raising_at_use=RAISING_AT_USE)
+    with pytest.raises(PluginError) as caught:
+        run_exporter("needs_a_key", scaffold_bundle, tmp_path / "out")
+    message = str(caught.value)
+    assert "\n" not in message and "'raising_at_use'" in message and "KeyError" in message
+    line = next(i for i, text in enumerate(RAISING_AT_USE.splitlines(), 1) if "return {}[" in text)
+    assert message.endswith(f"raising_at_use.py:{line})")
+
+
+def test_a_failing_reader_is_one_line_and_a_raising_readers_hook_spares_the_others(plugins_with, scaffold_task, tmp_path):
+    from apptool.datasets import load_splits, plugin_readers
+    from apptool.errors import ConfigError
+    from apptool.plugins import PluginError
+
+    plugins = plugins_with(raising_at_use=RAISING_AT_USE, raising_readers=RAISING_READERS_HOOK)
+    assert list(plugin_readers("digits_demo")) == ["unreadable"]
+    assert [(e.name, e.hook) for e in plugins.load_errors] == [("raising_readers", "apptool_dataset_readers")]
+    config = scaffold_task.config("tiny", {"data": {"format": "unreadable"}})
+    with pytest.raises(PluginError, match=r"plugin 'raising_at_use' failed in dataset reader 'unreadable': ValueError"):
+        load_splits(scaffold_task, config, tmp_path)
+    with pytest.raises(ConfigError, match="'raising_readers' .*readers hook exploded"):
+        load_splits(scaffold_task, {**config, "data": {"format": "parquet"}}, tmp_path)
+
+
+def test_a_backbone_from_a_plugin_that_failed_names_that_plugin(plugins_with):
+    from apptool.backbones import create_encoder
+    from apptool.errors import ConfigError
+
+    plugins_with(typo_backbones=TYPO_BACKBONES)
+    with pytest.raises(ConfigError, match=r"'typo_net' comes from plugin 'typo_backbones', which failed: unknown hook"):
+        create_encoder("typo_net")
+
+
+def test_eval_refuses_data_whose_classes_are_in_another_order(plugins_with, scaffold_bundle, tmp_path):
+    from apptool.bundle import read_metrics
+    from apptool.errors import DataError
+    from apptool.evaluation import evaluate_bundle
+
+    plugins_with(label_order=LABEL_ORDER_READERS)
+    same = evaluate_bundle(scaffold_bundle, tmp_path, data_options={"format": "builtin"})
+    assert same["accuracy"] == pytest.approx(read_metrics(scaffold_bundle)["test"]["accuracy"])
+    with pytest.raises(DataError, match="labels differ from the bundle's .the same names in another order"):
+        evaluate_bundle(scaffold_bundle, tmp_path, data_options={"format": "classes_reversed"})
+
+
+def test_cli_refuses_what_it_would_otherwise_ignore_or_leave_behind(scaffold_task, scaffold_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from apptool.cli import app
+    from apptool.errors import ConfigError, DataError
+
+    runner = CliRunner()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "new-bundle"
+    failed = runner.invoke(app, ["train", "digits_demo", "--data", str(empty), "--out", str(out), "--quiet"])
+    assert isinstance(failed.exception, DataError) and not out.exists()
+    refused = runner.invoke(app, ["train", "digits_demo", "--backbone", "resnet10t", "--out", str(out)])
+    assert isinstance(refused.exception, ConfigError) and "uses no pretrained encoder" in str(refused.exception)
+    not_data = runner.invoke(app, ["eval", str(scaffold_bundle), "--set", "train.lr=0.1"])
+    assert isinstance(not_data.exception, ConfigError) and "data.* keys only" in str(not_data.exception)
+
+
+def test_model_card_names_the_bundle_folder(scaffold_bundle):
+    card = (scaffold_bundle / "card.md").read_text()
+    assert "{this folder}" not in card and f"apptool eval {scaffold_bundle} --json" in card
