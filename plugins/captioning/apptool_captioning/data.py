@@ -22,8 +22,6 @@ from apptool_captioning import readers
 from apptool_captioning.scenes import make_scenes
 from apptool_captioning.text import PAD_ID, build_vocab, encode, tokenize
 
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
 #: Stream ids mixed into the seed so train, test and demo samples never share scenes.
 TRAIN_STREAM, TEST_STREAM, SAMPLE_STREAM = 0, 1, 2
 

@@ -17,7 +17,7 @@ import numpy as np
 from apptool.bundle import atomic_write_json
 from apptool.images import to_rgb
 from apptool.task import Graph, Splits, Task, deep_merge
-from apptool_captioning.data import IMAGENET_MEAN, IMAGENET_STD, SAMPLE_STREAM, load_splits, preprocess
+from apptool_captioning.data import SAMPLE_STREAM, load_splits, preprocess
 from apptool_captioning.decoding import beam_search, caption_images, initial_state
 from apptool_captioning.metrics import cider_d, corpus_bleu
 from apptool_captioning.scenes import grammar_words, make_scenes
@@ -69,8 +69,8 @@ class CaptioningTask(Task):
                 "max_refs": 5,
                 "max_len": 20,
                 "min_word_freq": 1,
-                "mean": IMAGENET_MEAN,
-                "std": IMAGENET_STD,
+                "mean": None,  # None: what the encoder's weights expect (apptool.imagenet.normalization)
+                "std": None,
             },
             "decode": {"beam_size": 3, "n_best": 3, "max_len": 20, "length_penalty": 0.0},
             "train": {
@@ -88,11 +88,19 @@ class CaptioningTask(Task):
 
         ``--pretrained`` without an explicit ``train.finetune`` selects ``gradual``
         (encoder frozen for the first epoch, then trained at a tenth of the rate).
+        ``data.mean``/``std``, unless given, are what the encoder's weights expect.
         """
         overrides = overrides or {}
         if (overrides.get("model") or {}).get("pretrained") and "finetune" not in (overrides.get("train") or {}):
             overrides = deep_merge({"train": {"finetune": "gradual", "unfreeze_epoch": 1, "backbone_lr_mult": 0.1}}, overrides)
-        return super().config(preset, overrides)
+        config = super().config(preset, overrides)
+        from apptool.imagenet import normalization
+
+        model, data = config["model"], config["data"]
+        for key, value in zip(("mean", "std"), normalization(model["backbone"], model.get("pretrained"))):
+            if data.get(key) is None:
+                data[key] = [float(v) for v in value]
+        return config
 
     # -- torch side --------------------------------------------------------------
     def build_model(self, config):

@@ -333,3 +333,25 @@ def test_pretrained_encoder_is_loaded_and_fine_tuned_gradually(tmp_path, task):
     model = task.build_model({**pretrained, "vocab": config["vocab"]})
     for key, value in donor.state_dict().items():
         assert np.array_equal(model.encoder.state_dict()[key].numpy(), value.numpy()), key
+
+
+def test_imagenet_encoder_stores_its_normalisation_and_the_onnx_encoder_reads_it(tmp_path, task):
+    """``--backbone efficientnet_lite0 --pretrained imagenet``: data.mean/std 0.5 in the config, used by preprocess."""
+    import torch
+    from apptool_captioning.data import preprocess, resize
+
+    from apptool.export import export_onnx
+    from apptool.runtime import OnnxRunner
+
+    config = task.config("tiny", {"model": {"backbone": "efficientnet_lite0", "pretrained": "imagenet"}})
+    assert config["data"]["mean"] == [0.5, 0.5, 0.5] and config["data"]["std"] == [0.5, 0.5, 0.5]
+    image = scenes.make_scenes(1, 5)[0].image
+    batch = preprocess([image], config)
+    expected = (resize(image, config["data"]["image_size"]).astype(np.float32) / 255.0 - 0.5) / 0.5
+    assert np.allclose(batch[0], expected.transpose(2, 0, 1), atol=1e-6)
+    model = task.build_model(config).eval()
+    report = export_onnx(task, model, config, tmp_path)
+    assert max(report["parity_max_abs_diff"].values()) <= 1e-4
+    embedding = OnnxRunner(tmp_path, task.name, config["graphs"]).run("encoder", {"image": batch})["embedding"]
+    with torch.no_grad():
+        assert np.abs(model.image_embedding(torch.from_numpy(batch)).numpy() - embedding).max() <= 1e-4

@@ -20,7 +20,8 @@ from torch import nn
 
 from apptool_dbn_hashing.rbm import RBM
 
-BACKBONE_MEAN, BACKBONE_STD = 0.5, 0.25
+#: The backbone input normalisation of bundles made before ``model.mean``/``model.std`` were stored.
+LEGACY_MEAN, LEGACY_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 
 class DBNHasher(nn.Module):
@@ -37,6 +38,8 @@ class DBNHasher(nn.Module):
         code_noise: float = 4.0,
         encoder: nn.Module | None = None,
         backbone_size: int = 64,
+        mean: tuple[float, ...] = LEGACY_MEAN,
+        std: tuple[float, ...] = LEGACY_STD,
     ):
         super().__init__()
         self.visible_kind, self.head_kind, self.code_noise = visible, head, float(code_noise)
@@ -44,6 +47,12 @@ class DBNHasher(nn.Module):
         if encoder is not None:
             self.encoder = encoder  # the trainer's frozen/gradual modes look for this attribute
             n_visible = int(encoder.feature_info.channels()[-1])
+            # what the encoder's weights expect (RGB); a grey stem gets the channel average, as timm sums its RGB weights
+            input_mean, input_std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+            if input_shape[0] != len(input_mean):
+                input_mean, input_std = input_mean.mean(0, keepdim=True), input_std.mean(0, keepdim=True)
+            self.register_buffer("input_mean", input_mean.view(1, -1, 1, 1), persistent=False)
+            self.register_buffer("input_std", input_std.view(1, -1, 1, 1), persistent=False)
         else:
             n_visible = int(input_shape[0] * input_shape[1] * input_shape[2])
         sizes = [n_visible, *hidden, bits]
@@ -63,7 +72,7 @@ class DBNHasher(nn.Module):
         if not hasattr(self, "encoder"):
             return image.flatten(1)
         x = F.interpolate(image, size=(self.backbone_size, self.backbone_size), mode="bilinear", align_corners=False)
-        features = self.encoder((x - BACKBONE_MEAN) / BACKBONE_STD)[-1].mean(dim=(2, 3))
+        features = self.encoder((x - self.input_mean) / self.input_std)[-1].mean(dim=(2, 3))
         return (features - self.feature_mean) / self.feature_std
 
     def code_logits(self, v: torch.Tensor) -> torch.Tensor:
@@ -135,6 +144,8 @@ def build(config: dict[str, Any], input_shape: tuple[int, int, int], n_classes: 
         float(m["code_noise"]),
         encoder,
         int(m.get("backbone_size", 64)),
+        m.get("mean") or LEGACY_MEAN,
+        m.get("std") or LEGACY_STD,
     )
 
 

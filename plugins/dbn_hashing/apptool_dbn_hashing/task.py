@@ -77,6 +77,8 @@ class DbnHashingTask(Task):
                 "backbone": "resnet10t",
                 "pretrained": None,
                 "backbone_size": 64,
+                "mean": None,  # backbone input normalisation; None: what its weights expect (apptool.imagenet)
+                "std": None,
                 "hidden": [256, 128],
                 "bits": 32,
                 "visible": "auto",
@@ -97,6 +99,18 @@ class DbnHashingTask(Task):
                 "finetune": "frozen",
             },
         }
+
+    def config(self, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
+        """As the base class; with ``model.features=backbone``, the encoder's input mean/std fill ``model.mean``/``std``."""
+        config = super().config(preset, overrides)
+        model = config["model"]
+        if model["features"] == "backbone":
+            from apptool.imagenet import normalization
+
+            for key, value in zip(("mean", "std"), normalization(model["backbone"], model.get("pretrained"))):
+                if model.get(key) is None:
+                    model[key] = [float(v) for v in value]
+        return config
 
     # -- torch side --------------------------------------------------------------
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:

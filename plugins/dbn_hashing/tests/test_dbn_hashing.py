@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from apptool_dbn_hashing import data as datasets
 from apptool_dbn_hashing.baselines import fit_itq, fit_lsh
-from apptool_dbn_hashing.index import HammingIndex, hamming_distances, have_faiss, pack_bits, unpack_bits
+from apptool_dbn_hashing.index import HammingIndex, hamming_distances, have_faiss, have_numba, pack_bits, unpack_bits
 from apptool_dbn_hashing.metrics import (
     average_precision_from_groups,
     precision_at_k_from_groups,
@@ -192,6 +192,27 @@ def test_index_search_is_exact(bits):
     numpy_index = HammingIndex(bits, "numpy", threads=2)
     numpy_index.add(db)
     assert np.array_equal(numpy_index.search(q, 10)[1], ordered)  # ties broken by database order
+
+
+@pytest.mark.skipif(not have_numba(), reason="numba is not installed")
+@pytest.mark.parametrize("bits", [13, 64, 100])
+@pytest.mark.parametrize("layout", ["random", "farthest_first", "all_tied"])
+def test_numba_kernel_matches_numpy_bit_for_bit(bits, layout):
+    """Same distances and same indices (ties by database order), including the kernel's buffer compaction."""
+    rng = np.random.default_rng(bits)
+    raw = rng.integers(0, 2, (3000, bits))
+    if layout == "farthest_first":  # every row is closer than the last: the candidate buffer fills and compacts
+        raw = raw[np.argsort(-raw.sum(1), kind="stable")]
+    elif layout == "all_tied":
+        raw = np.repeat(raw[:3], 1000, axis=0)
+    db, q = pack_bits(raw), pack_bits(np.vstack([np.zeros((1, bits), int), rng.integers(0, 2, (20, bits))]))
+    results = []
+    for backend in ("numpy", "numba"):
+        index = HammingIndex(bits, backend, threads=2)
+        index.add(db)
+        results.append([index.search(q, k) for k in (1, 10, 257)])
+    for (d0, i0), (d1, i1) in zip(*results):
+        assert np.array_equal(d0, d1) and np.array_equal(i0, i1)
 
 
 def test_index_save_load_add_without_pickle(tmp_path):
@@ -388,3 +409,32 @@ def test_cli_search_and_add_grow_the_bundle_index(tiny_bundle, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads(done.stdout)[0]["results"]) == 2
+
+
+def test_imagenet_features_store_their_normalisation_and_the_onnx_graph_applies_it(tmp_path):
+    """``model.features=backbone`` with ImageNet EfficientNet-Lite0: mean/std 0.5 stored, the grey stem reads them."""
+    import torch
+    from apptool_dbn_hashing.model import build
+
+    from apptool.export import export_onnx
+    from apptool.plugins import get_plugins
+    from apptool.runtime import OnnxRunner
+
+    task = get_plugins().task("dbn_hashing")
+    overrides = {
+        "model": {"features": "backbone", "backbone": "efficientnet_lite0", "pretrained": "imagenet", "backbone_size": 32}
+    }
+    config = task.config("tiny", overrides)
+    assert config["model"]["mean"] == [0.5, 0.5, 0.5] and config["model"]["std"] == [0.5, 0.5, 0.5]
+    config = {**config, "data": datasets.resolve_data(config["data"], None)}
+    model = task.build_model(config).eval()  # no pending training set: nothing is pretrained
+    assert model.input_mean.flatten().tolist() == [0.5] and model.input_std.flatten().tolist() == [0.5]  # digits are grey
+    report = export_onnx(task, model, config, tmp_path)
+    assert max(report["parity_max_abs_diff"].values()) <= 1e-4
+    images = datasets.to_model_input(np.stack(task.sample_inputs(config, 3)).mean(3, keepdims=True).astype(np.uint8))
+    features = OnnxRunner(tmp_path, task.name, config["graphs"]).run("model", {"image": images})["features"]
+    legacy = build({**config, "model": {k: v for k, v in config["model"].items() if k not in ("mean", "std")}}, (1, 8, 8), 10)
+    legacy.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert np.abs(model.visible(torch.from_numpy(images)).numpy() - features).max() <= 1e-4
+        assert np.abs(legacy.eval().visible(torch.from_numpy(images)).numpy() - features).max() > 1e-2  # old bundles: 0.5/0.25

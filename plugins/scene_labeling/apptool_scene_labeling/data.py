@@ -30,8 +30,8 @@ from apptool.paths import inside_data_folder
 from apptool_scene_labeling.scenes import CLASSES, IGNORE, PALETTE, scene
 
 STRIDE = 32  # the encoder's largest reduction: input sides are multiples of it
-MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics, as timm and `apptool pretrain` use
-STD = (0.229, 0.224, 0.225)
+#: The normalisation of bundles made before ``model.mean``/``model.std`` were stored (timm's ImageNet statistics).
+LEGACY_MEAN, LEGACY_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def fit_size(height: int, width: int, long_side: int) -> tuple[int, int]:

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from apptool.backbones import create_encoder
-from apptool_scene_labeling.data import MEAN, STD
 from apptool_scene_labeling.scenes import IGNORE
 
 
@@ -29,6 +28,8 @@ class SceneSegmenter(nn.Module):
         self,
         backbone: str,
         num_classes: int,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
         pretrained=None,
         decoder_channels: int = 64,
         dropout: float = 0.1,
@@ -44,8 +45,9 @@ class SceneSegmenter(nn.Module):
         self.smooth = nn.ModuleList(_conv(d, d) for _ in reductions)
         self.head = nn.Sequential(_conv(d, d), nn.Dropout2d(dropout), nn.Conv2d(d, num_classes, 1))
         self.balanced = balanced
-        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255, persistent=False)
+        # the normalisation the encoder's weights expect, inside the graph: every runtime feeds 0..255 RGB
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255, persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         features = self.encoder((image - self.mean) / self.std)

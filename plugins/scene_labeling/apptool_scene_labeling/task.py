@@ -18,7 +18,15 @@ import numpy as np
 from apptool.errors import DataError
 from apptool.images import to_rgb
 from apptool.task import Graph, Splits, Task
-from apptool_scene_labeling.data import GeneratedScenes, SceneSet, fit_size, palette, read_data_dir
+from apptool_scene_labeling.data import (
+    LEGACY_MEAN,
+    LEGACY_STD,
+    GeneratedScenes,
+    SceneSet,
+    fit_size,
+    palette,
+    read_data_dir,
+)
 from apptool_scene_labeling.metrics import confusion, scores, write_confusion_png
 from apptool_scene_labeling.scenes import CLASSES, generate_scene
 
@@ -54,8 +62,10 @@ class SceneLabeling(Task):
                 "pretrained": None,
                 "decoder_channels": 64,
                 "dropout": 0.1,
-                "loss": "ce",
-            },  # "ce" | "balanced" (every class weighs the same: higher class accuracy)
+                "loss": "ce",  # "ce" | "balanced" (every class weighs the same: higher class accuracy)
+                "mean": None,  # None: what the encoder's weights expect (apptool.imagenet.normalization)
+                "std": None,
+            },
             "data": {"n_train": 800, "n_test": 100, "height": 128, "width": 128, "long_side": 128, "max_train": 0},
             "train": {
                 "epochs": 8,
@@ -67,6 +77,10 @@ class SceneLabeling(Task):
                 "warmup_epochs": 1,
             },
         }
+
+    def config(self, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
+        """As the base class, with ``model.mean``/``std`` filled in from the encoder's weights unless given."""
+        return with_normalization(super().config(preset, overrides))
 
     # -- torch side ----------------------------------------------------------------
     def build_model(self, config: dict[str, Any]):
@@ -82,6 +96,8 @@ class SceneLabeling(Task):
         return SceneSegmenter(
             model["backbone"],
             len(config.get("classes", CLASSES)),
+            model.get("mean") or LEGACY_MEAN,
+            model.get("std") or LEGACY_STD,
             pretrained,
             int(model["decoder_channels"]),
             float(model["dropout"]),
@@ -173,6 +189,17 @@ class SceneLabeling(Task):
         from apptool_scene_labeling.demo import build_demo
 
         build_demo(ctx)
+
+
+def with_normalization(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the encoder's input mean/std in ``model`` (kept if set): stored in the bundle, used by the graph."""
+    from apptool.imagenet import normalization
+
+    model = config["model"]
+    for key, value in zip(("mean", "std"), normalization(model["backbone"], model.get("pretrained"))):
+        if model.get(key) is None:
+            model[key] = [float(v) for v in value]
+    return config
 
 
 def decode_mask(result: dict[str, Any]) -> np.ndarray:

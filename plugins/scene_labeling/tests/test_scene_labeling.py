@@ -265,3 +265,29 @@ def test_train_eval_predict_on_an_images_masks_folder(tmp_path):
     assert sum(prediction["area"].values()) == pytest.approx(1.0, abs=1e-3)
     drawn = task.render(image, prediction)
     assert drawn.shape[0] >= 50 and drawn.shape[1] > 70 and drawn.dtype == np.uint8
+
+
+# -- ImageNet encoder -----------------------------------------------------------------------------
+def test_imagenet_encoder_stores_its_normalisation_and_the_onnx_graph_applies_it(tmp_path):
+    """``--backbone efficientnet_lite0 --pretrained imagenet``: mean/std 0.5 in the config, inside the exported graph."""
+    import torch
+
+    from apptool.export import export_onnx
+    from apptool.runtime import OnnxRunner
+
+    task = SceneLabeling()
+    config = task.config("tiny", {"model": {"backbone": "efficientnet_lite0", "pretrained": "imagenet"}})
+    assert config["model"]["mean"] == [0.5, 0.5, 0.5] and config["model"]["std"] == [0.5, 0.5, 0.5]
+    model = task.build_model(config).eval()
+    assert torch.allclose(model.mean, torch.tensor(127.5)) and torch.allclose(model.std, torch.tensor(127.5))
+    report = export_onnx(task, model, config, tmp_path)
+    assert max(report["parity_max_abs_diff"].values()) <= 1e-4
+    image = np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)
+    onnx_logits = OnnxRunner(tmp_path, task.name, config["graphs"]).run("model", {"image": image})["logits"]
+    legacy = {k: v for k, v in config["model"].items() if k not in ("mean", "std")}  # a bundle made before the keys
+    old = task.build_model({**config, "model": legacy}).eval()
+    old.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert np.abs(model(torch.from_numpy(image)).numpy() - onnx_logits).max() <= 1e-4
+        assert torch.allclose(old.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]) * 255)
+        assert np.abs(old(torch.from_numpy(image)).numpy() - onnx_logits).max() > 1e-2  # the stats do reach the graph

@@ -25,8 +25,6 @@ from apptool.paths import inside_data_folder
 from apptool_steering import road, vehicle
 
 COLUMNS = ("center", "left", "right", "steering", "throttle", "brake", "speed")
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 #: Arc length kept clear at both ends of a track when sampling poses (the view reaches 90 m ahead).
 MARGIN = 10.0
 
@@ -36,12 +34,14 @@ def input_spec(config: dict[str, Any], mean=None, std=None) -> dict[str, Any]:
     """How images become network inputs: crop, size, colour space and normalisation.
 
     PilotNet reads YUV standardised by training-set statistics; a timm backbone
-    reads RGB standardised as its ImageNet weights expect.
+    reads RGB standardised as its weights expect (``apptool.imagenet.normalization``).
     """
     data, model = config["data"], config["model"]
     pilotnet = model.get("backbone", "pilotnet") == "pilotnet"
     if not pilotnet:
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        from apptool.imagenet import normalization
+
+        mean, std = ([255.0 * v for v in stats] for stats in normalization(model["backbone"], model.get("pretrained")))
     return {
         "color": "yuv" if pilotnet else "rgb",
         "size": [int(v) for v in model.get("input_size", (66, 200))],

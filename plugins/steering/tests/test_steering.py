@@ -250,6 +250,28 @@ def test_timm_backbone_option_builds_an_encoder_and_reads_rgb():
         assert model(torch.zeros(2, 3, 66, 200)).shape == (2, 1)
 
 
+def test_imagenet_backbone_stores_its_normalisation_and_onnx_predict_uses_it(tmp_path):
+    """``--backbone efficientnet_lite0 --pretrained imagenet``: inputs standardised by 127.5 (mean/std 0.5), parity on ONNX."""
+    import torch
+
+    from apptool.export import export_onnx
+    from apptool.runtime import OnnxRunner
+
+    cfg = TASK.config("tiny", {"model": {"backbone": "efficientnet_lite0", "pretrained": "imagenet", "input_size": [64, 96]}})
+    cfg["input"] = data.input_spec(cfg)
+    assert cfg["input"]["mean"] == [127.5] * 3 and cfg["input"]["std"] == [127.5] * 3 and cfg["input"]["color"] == "rgb"
+    image = TASK.sample_inputs(cfg, 1, seed=3)[0]
+    pixels = data.to_network_pixels(image, cfg["input"]).astype(np.float32)
+    assert np.allclose(data.preprocess(image, cfg["input"]), (pixels.transpose(2, 0, 1) - 127.5) / 127.5)
+    model = TASK.build_model(cfg).eval()
+    report = export_onnx(TASK, model, cfg, tmp_path)
+    assert max(report["parity_max_abs_diff"].values()) <= 1e-4
+    predicted = TASK.predict(OnnxRunner(tmp_path, TASK.name, cfg["graphs"]), [image], cfg)[0]["steering"]
+    with torch.no_grad():
+        expected = float(model(torch.from_numpy(data.preprocess(image, cfg["input"])[None])).clamp(-1, 1))
+    assert abs(predicted - expected) <= 1e-4
+
+
 # -- end to end --------------------------------------------------------------------------------
 def test_train_on_udacity_folder_then_eval_on_onnx_runtime(tmp_path, config):
     from typer.testing import CliRunner
