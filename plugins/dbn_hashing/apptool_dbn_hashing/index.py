@@ -1,10 +1,12 @@
 """A Hamming-distance index over packed binary codes: exact top-k and radius search, saved without pickle.
 
-Codes are packed 8 bits to a byte (``np.packbits`` rows).  Search is exact.  It
-runs on faiss's ``IndexBinaryFlat`` when faiss is importable and on numpy
-otherwise: XOR of 64-bit words and ``np.bitwise_count``, one block of queries
-against cache-sized chunks of the database, then a per-query distance bound
-taken from a strided sample, so only a few thousand candidates need sorting.
+Codes are packed 8 bits to a byte (``np.packbits`` rows).  Search is exact, on
+one of three backends: the numba kernel in ``kernel.py`` (the fastest, when
+numba is importable), faiss's ``IndexBinaryFlat``, or numpy, the reference the
+others are tested against: XOR of 64-bit words and ``np.bitwise_count``, one
+block of queries against cache-sized chunks of the database, then a per-query
+distance bound taken from a strided sample, so only a few thousand candidates
+need sorting.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ QUERY_BLOCK = 16
 DB_CHUNK = 16384
 SAMPLE = 16384
 FORMAT = "apptool.hamming_index/1"
+BACKENDS = ("numba", "faiss", "numpy")
+NUMBA_MIN_ROWS = 50_000
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -39,12 +43,32 @@ def unpack_bits(packed: np.ndarray, bits: int) -> np.ndarray:
     return np.unpackbits(packed, axis=1, count=bits)
 
 
-def have_faiss() -> bool:
+def _importable(module: str) -> bool:
     try:
-        import faiss  # noqa: F401
+        __import__(module)
     except ImportError:
         return False
     return True
+
+
+def have_faiss() -> bool:
+    return _importable("faiss")
+
+
+def have_numba() -> bool:
+    return _importable("numba")
+
+
+def default_backend(rows: int) -> str:
+    """The fastest exact backend installed for a database of ``rows`` codes.
+
+    The numba kernel wins from about ten thousand codes on, but compiles for
+    seconds on first use in a fresh environment, so small indexes (a demo's)
+    stay on faiss or numpy, which answer at once.
+    """
+    if rows >= NUMBA_MIN_ROWS and have_numba():
+        return "numba"
+    return "faiss" if have_faiss() else "numpy"
 
 
 def _words(packed: np.ndarray) -> np.ndarray:
@@ -97,17 +121,18 @@ def _topk_block(q: np.ndarray, db: np.ndarray, k: int, bits: int) -> tuple[np.nd
 class HammingIndex:
     """Packed binary codes with labels, names and (optionally) their images; exact Hamming search.
 
-    ``backend`` is "faiss" (``IndexBinaryFlat``), "numpy", or "auto" (faiss when importable).
+    ``backend`` is "numba" (the compiled kernel), "faiss" (``IndexBinaryFlat``), "numpy", or
+    "auto" (``default_backend`` for the index's size when it is searched).
     """
 
     def __init__(self, bits: int, backend: str = "auto", threads: int | None = None):
         if bits < 1:
             raise InputError(f"an index needs at least one bit per code, got {bits}")
-        if backend not in ("auto", "faiss", "numpy"):
-            raise InputError(f"index backend {backend!r}; expected auto, faiss or numpy")
+        if backend not in ("auto", *BACKENDS):
+            raise InputError(f"index backend {backend!r}; expected auto, {', '.join(BACKENDS)}")
         self.bits = int(bits)
         self.nbytes = -(-self.bits // 8)
-        self.backend = ("faiss" if have_faiss() else "numpy") if backend == "auto" else backend
+        self.requested_backend = backend
         self.threads = threads or os.cpu_count() or 1
         self.codes = np.zeros((0, self.nbytes), np.uint8)
         self.labels = np.zeros(0, np.int64)
@@ -115,9 +140,15 @@ class HammingIndex:
         self.images: np.ndarray | None = None
         self._faiss = None
         self._words: np.ndarray | None = None
+        self._columns: np.ndarray | None = None  # word-major copy of the codes for the numba kernel
 
     def __len__(self) -> int:
         return len(self.codes)
+
+    @property
+    def backend(self) -> str:
+        """The backend a search runs on now."""
+        return default_backend(len(self)) if self.requested_backend == "auto" else self.requested_backend
 
     def add(
         self,
@@ -148,7 +179,7 @@ class HammingIndex:
         self.names += names
         if images is not None:
             self.images = images.copy() if self.images is None else np.concatenate([self.images, images])
-        self._words = None
+        self._words = self._columns = None
         if self._faiss is not None:
             self._faiss.add(self._faiss_rows(packed))
 
@@ -170,6 +201,16 @@ class HammingIndex:
             self._words = _words(self.codes)
         return self._words
 
+    def _numba_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        import numba
+
+        from apptool_dbn_hashing.kernel import topk
+
+        if self._columns is None:
+            self._columns = np.ascontiguousarray(self._db_words().T)
+        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        return topk(_words(queries), self._columns, k, self.bits)
+
     def _check_queries(self, queries: np.ndarray) -> np.ndarray:
         queries = np.ascontiguousarray(queries, np.uint8)
         if queries.ndim != 2 or queries.shape[1] != self.nbytes:
@@ -182,9 +223,12 @@ class HammingIndex:
         k = min(int(k), len(self))
         if k < 1 or not len(queries):
             return np.zeros((len(queries), max(k, 0)), np.int32), np.zeros((len(queries), max(k, 0)), np.int64)
-        if self.backend == "faiss":
+        backend = self.backend
+        if backend == "faiss":
             dist, idx = self._faiss_index().search(self._faiss_rows(queries), k)
             return dist.astype(np.int32), idx.astype(np.int64)
+        if backend == "numba":
+            return self._numba_search(queries, k)
         q, db = _words(queries), self._db_words()
         blocks = [(s, q[s : s + QUERY_BLOCK]) for s in range(0, len(q), QUERY_BLOCK)]
         dist = np.empty((len(q), k), np.int32)

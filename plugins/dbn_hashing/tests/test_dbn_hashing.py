@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from apptool_dbn_hashing import data as datasets
 from apptool_dbn_hashing.baselines import fit_itq, fit_lsh
-from apptool_dbn_hashing.index import HammingIndex, hamming_distances, have_faiss, pack_bits, unpack_bits
+from apptool_dbn_hashing.index import HammingIndex, hamming_distances, have_faiss, have_numba, pack_bits, unpack_bits
 from apptool_dbn_hashing.metrics import (
     average_precision_from_groups,
     precision_at_k_from_groups,
@@ -192,6 +192,27 @@ def test_index_search_is_exact(bits):
     numpy_index = HammingIndex(bits, "numpy", threads=2)
     numpy_index.add(db)
     assert np.array_equal(numpy_index.search(q, 10)[1], ordered)  # ties broken by database order
+
+
+@pytest.mark.skipif(not have_numba(), reason="numba is not installed")
+@pytest.mark.parametrize("bits", [13, 64, 100])
+@pytest.mark.parametrize("layout", ["random", "farthest_first", "all_tied"])
+def test_numba_kernel_matches_numpy_bit_for_bit(bits, layout):
+    """Same distances and same indices (ties by database order), including the kernel's buffer compaction."""
+    rng = np.random.default_rng(bits)
+    raw = rng.integers(0, 2, (3000, bits))
+    if layout == "farthest_first":  # every row is closer than the last: the candidate buffer fills and compacts
+        raw = raw[np.argsort(-raw.sum(1), kind="stable")]
+    elif layout == "all_tied":
+        raw = np.repeat(raw[:3], 1000, axis=0)
+    db, q = pack_bits(raw), pack_bits(np.vstack([np.zeros((1, bits), int), rng.integers(0, 2, (20, bits))]))
+    results = []
+    for backend in ("numpy", "numba"):
+        index = HammingIndex(bits, backend, threads=2)
+        index.add(db)
+        results.append([index.search(q, k) for k in (1, 10, 257)])
+    for (d0, i0), (d1, i1) in zip(*results):
+        assert np.array_equal(d0, d1) and np.array_equal(i0, i1)
 
 
 def test_index_save_load_add_without_pickle(tmp_path):
