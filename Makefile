@@ -8,7 +8,7 @@ PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 STAMP   := $(VENV)/.installed
 BUNDLES ?= bundles
 
-.PHONY: demo test setup browser clean
+.PHONY: demo test test-gpu setup browser clean
 
 demo: setup
 	$(VENV)/bin/apptool demo --bundles $(BUNDLES) --train-missing
@@ -17,6 +17,12 @@ test: setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadscope
+
+# The CUDA checks (tests/gpu, under 8 minutes on one GPU, a summary table at the end); one line where no GPU is.
+test-gpu: setup
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+	  $(PY) -m pytest tests/gpu -m gpu -p no:cacheprovider -q; \
+	else echo "test-gpu: skipped: no CUDA device here (torch.cuda.is_available() is False)"; fi
 
 setup: $(STAMP)
 

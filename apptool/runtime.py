@@ -21,6 +21,9 @@ from apptool.errors import BundleError
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 METADATA_KEY = "apptool.config"
+#: float32 graphs stay float32 on the GPU: CUDA's default TF32 math would break the 1e-4 torch parity
+#: the export checked (the fp16 variant is the fast path)
+PROVIDER_OPTIONS = {"CUDAExecutionProvider": {"use_tf32": "0"}}
 
 
 def _ort():
@@ -68,7 +71,8 @@ def open_session(path: Path, providers: Sequence[str] | None = None, threads: in
     if threads:
         options.intra_op_num_threads = threads
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=candidate_providers(providers))
+        chosen = [(p, PROVIDER_OPTIONS.get(p, {})) for p in candidate_providers(providers)]
+        return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except Exception as exc:
         raise BundleError(f"{path}: ONNX Runtime cannot load this model: {exc}") from exc
 
