@@ -118,3 +118,22 @@ def test_resume_without_a_checkpoint_says_it_trains_from_scratch(scaffold_task, 
     assert run_process(scaffold_task, config, None, tmp_path / "new", True, None, monkeypatch) == [0]
     lines = [line for line in capfd.readouterr().err.splitlines() if "--resume" in line]
     assert lines == [f"--resume: no {CHECKPOINT} in {tmp_path / 'new'}; training from scratch"]
+
+
+def test_amp_loss_scale_travels_in_the_checkpoint(tmp_path):
+    from torch import nn
+
+    from apptool.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=2)
+    for _ in range(3):  # the scale doubles after two clean steps; the growth counter stands at one
+        optimizer.zero_grad()
+        scaler.scale(model(torch.ones(2, 3)).sum()).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    save_checkpoint(tmp_path / "c.safetensors", model, optimizer, {"epoch": 0}, None, scaler)
+    fresh = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=2)
+    load_checkpoint(tmp_path / "c.safetensors", nn.Linear(3, 1), torch.optim.SGD(nn.Linear(3, 1).parameters(), lr=0.1), fresh)
+    assert scaler.state_dict() == fresh.state_dict() and fresh.get_scale() == 2048.0
