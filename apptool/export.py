@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from apptool.bundle import atomic_write_bytes
+from apptool.bundle import staged_file, write_synced
 from apptool.errors import ExportError
 from apptool.runtime import METADATA_KEY, open_session
 from apptool.task import Graph, Task
@@ -108,13 +107,13 @@ def export_onnx(task: Task, model: torch.nn.Module, config: dict[str, Any], out_
     config["graphs"] = [g.name for g in graphs]
     report: dict[str, Any] = {"opset": OPSET, "parity_max_abs_diff": {}, "parity_shapes": {}}
     for graph in graphs:  # a graph replaces the bundle's file only after it passed its checks
-        candidate = Path(out_dir) / f".{graph.name}.onnx.candidate"
-        atomic_write_bytes(candidate, _with_metadata(_to_onnx_bytes(graph), config, graph))
+        target = Path(out_dir) / f"{graph.name}.onnx"
+        data = _with_metadata(_to_onnx_bytes(graph), config, graph)
         try:
-            report["parity_max_abs_diff"][graph.name] = parity(graph, candidate)
-        except BaseException:
-            candidate.unlink(missing_ok=True)
-            raise
-        os.replace(candidate, Path(out_dir) / f"{graph.name}.onnx")
+            with staged_file(target) as candidate:
+                write_synced(candidate, data)
+                report["parity_max_abs_diff"][graph.name] = parity(graph, candidate)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
         report["parity_shapes"][graph.name] = [_shapes(f) for f in graph.examples]
     return report

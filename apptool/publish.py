@@ -1,7 +1,9 @@
 """Turning trained weights into a finished bundle: export, held-out metrics, model card, config last.
 
 config.json is written last: a directory without it is not a bundle, so a run
-killed half-way never leaves something that looks complete.
+killed half-way never leaves something that looks complete.  Every file
+carries the run's id (``config["run_id"]``), so files of two runs never load
+as one bundle.
 """
 
 from __future__ import annotations
@@ -11,28 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from apptool import __version__
-from apptool.bundle import CARD, CONFIG, atomic_write_bytes, atomic_write_json, update_metrics
+from apptool.bundle import BUNDLE_FORMAT, CARD, CONFIG, atomic_write_bytes, atomic_write_json, plugin_version, update_metrics
 from apptool.engine.checkpoint import CHECKPOINT
 from apptool.export import export_onnx
 from apptool.runtime import OnnxRunner
 from apptool.task import Task
 
 
-def plugin_version(task: Task) -> str:
-    from importlib.metadata import PackageNotFoundError, packages_distributions, version
-
-    top = type(task).__module__.split(".")[0]
-    try:
-        return version(packages_distributions().get(top, [top])[0])
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def finish_bundle(task: Task, model, config: dict[str, Any], out_dir: Path, test_set, training: dict[str, Any]) -> dict:
     """Export ONNX, evaluate it on ONNX Runtime over the test split, write metrics, card and config."""
-    config = {**config, "apptool_version": __version__, "plugin_version": plugin_version(task)}
+    config = {**config, "bundle_format": BUNDLE_FORMAT, "apptool_version": __version__, "plugin_version": plugin_version(task)}
     export = export_onnx(task, model, config, out_dir)
-    runner = OnnxRunner(out_dir, task.name, config["graphs"])
+    runner = OnnxRunner(out_dir, task.name, config["graphs"], bundle_config=config)
     test = task.evaluate(runner, test_set, config, out_dir)
     metrics = update_metrics(out_dir, test=test, export=export, training=training, provider=runner.provider)
     atomic_write_bytes(Path(out_dir) / CARD, model_card(task, config, metrics, Path(out_dir)).encode())
