@@ -46,11 +46,16 @@ def test_fp16_weights_are_half_precision(variants):
     assert TensorProto.FLOAT16 in kinds and TensorProto.FLOAT not in kinds
 
 
-def test_int8_quantizes_the_convolutions_and_the_classifier(variants):
+def test_int8_is_static_qdq_calibrated_and_timed_against_float32(variants):
+    """A conv graph gets calibrated QDQ: every convolution reads quantized activations and int8 weights."""
     model = onnx.load(str(variants / "variants" / "int8" / "model.onnx"))
-    ops = {n.op_type for n in model.graph.node}
-    assert {"ConvInteger", "MatMulInteger"} <= ops
+    producers = {out: n for n in model.graph.node for out in n.output}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert convs and all(producers[i].op_type == "DequantizeLinear" for n in convs for i in n.input[:2])
+    assert not {"ConvInteger", "DynamicQuantizeLinear"} & {n.op_type for n in model.graph.node}
     assert any(i.data_type == TensorProto.INT8 for i in model.graph.initializer)
+    graph = json.loads((variants / "variants" / "int8" / "variant.json").read_text())["graphs"]["model"]
+    assert graph["cpu_ms_fp32"] > 0 and graph["cpu_ms_int8"] > 0
 
 
 @pytest.mark.parametrize("name", ["fp16", "int8"])
