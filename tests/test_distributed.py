@@ -196,3 +196,14 @@ def test_more_ranks_on_a_host_than_gpus_are_refused_in_one_line(monkeypatch):
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
     with pytest.raises(ConfigError, match="--nproc-per-node 2"):
         distributed.setup()
+
+
+@pytest.mark.parametrize(("here", "elsewhere", "same"), [(True, True, True), (False, False, True), (True, False, False)])
+def test_ranks_compare_whether_they_have_a_checkpoint(monkeypatch, here, elsewhere, same):
+    def all_reduce_with_one_more_rank(tensor, *args, **kwargs):
+        tensor += torch.tensor([float(elsewhere), 1.0], dtype=tensor.dtype)
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "gloo")
+    monkeypatch.setattr(dist, "all_reduce", all_reduce_with_one_more_rank)
+    assert distributed.same_on_every_rank(here) is same

@@ -69,6 +69,15 @@ def mean_across_ranks(total: float, count: int) -> float:
     return (pair[0] / pair[1].clamp(min=1)).item()
 
 
+def same_on_every_rank(flag: bool) -> bool:
+    """Whether ``flag`` has one value on all ranks (always true outside a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
+    votes = torch.tensor([float(flag), 1.0], dtype=torch.float64, device=reduction_device())
+    dist.all_reduce(votes)
+    return votes[0].item() in (0.0, votes[1].item())
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
