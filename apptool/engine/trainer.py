@@ -186,6 +186,8 @@ class Trainer:
         progress = {"epoch": -1, "step": 0, "best_val": None, "bad_epochs": 0, "history": []}
         best_state = None
         ckpt_path = self.out_dir / CHECKPOINT
+        if resume and not distributed.same_on_every_rank(ckpt_path.exists()):  # else the ranks would train different epochs
+            raise ConfigError(f"--resume: {ckpt_path} exists on some nodes only; put --out on a filesystem all nodes share")
         if resume and ckpt_path.exists():
             progress, best_state = load_checkpoint(ckpt_path, model, optimizer, scaler)
             model.to(self.device)
