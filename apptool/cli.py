@@ -302,11 +302,12 @@ def demo(
 def new_plugin(
     name: str = typer.Argument(..., help="Task name, e.g. my_task."),
     directory: Path = typer.Option(Path("."), "--dir", help="Where to create the plugin folder."),
+    template: str = typer.Option("minimal", "--template", help="minimal | sequence | image-classifier"),
 ) -> None:
     """Create a ready-to-install task plugin (a working small task, its tests, a README)."""
     from apptool.scaffold import create_plugin
 
-    target = create_plugin(name, directory)
+    target = create_plugin(name, directory, template)
     console.print(f"[green]plugin created:[/] {target}\n  pip install {target}\n  apptool train {name} --out bundles/{name}")
 
 

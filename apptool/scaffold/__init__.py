@@ -1,7 +1,12 @@
-"""``apptool new-plugin``: a ready-to-install task plugin distribution from the template beside this file."""
+"""``apptool new-plugin``: a ready-to-install task plugin distribution from one of the templates beside this file.
+
+Every template shares ``templates/common`` (pyproject with the entry point, the
+plugin module, the conformance test) and adds its own task, model and README.
+"""
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
 from pathlib import Path
@@ -9,7 +14,13 @@ from string import Template
 
 from apptool.errors import ConfigError
 
-TEMPLATE = Path(__file__).parent / "template"
+TEMPLATES = Path(__file__).parent / "templates"
+#: Template name -> the distribution's runtime dependencies besides what apptool itself installs.
+DEPENDENCIES = {
+    "minimal": ["apptool", "scikit-learn"],
+    "sequence": ["apptool"],
+    "image-classifier": ["apptool"],
+}
 
 
 def names_for(name: str) -> dict[str, str]:
@@ -26,14 +37,24 @@ def names_for(name: str) -> dict[str, str]:
     }
 
 
-def create_plugin(name: str, parent: Path) -> Path:
+def template_files(template: str) -> dict[Path, Path]:
+    """{path inside the plugin (with ``package`` unrenamed): template file}, the template's own files over the common ones."""
+    if template not in DEPENDENCIES:
+        raise ConfigError(f"--template {template!r}: choose one of {', '.join(DEPENDENCIES)}")
+    files = {}
+    for folder in (TEMPLATES / "common", TEMPLATES / template):
+        files.update({source.relative_to(folder).with_suffix(""): source for source in sorted(folder.rglob("*.tmpl"))})
+    return files
+
+
+def create_plugin(name: str, parent: Path, template: str = "minimal") -> Path:
     """Write the plugin distribution to ``parent/<dist>`` and return that folder."""
-    names = names_for(name)
+    names = {**names_for(name), "dependencies": json.dumps(DEPENDENCIES.get(template, []))}
+    files = template_files(template)
     target = Path(parent) / names["dist"]
     if target.exists():
         raise ConfigError(f"{target}: already exists; choose another --dir or name")
-    for source in sorted(TEMPLATE.rglob("*.tmpl")):
-        relative = source.relative_to(TEMPLATE).with_suffix("")
+    for relative, source in files.items():
         parts = [names["package"] if p == "package" else p for p in relative.parts]
         destination = target.joinpath(*parts)
         destination.parent.mkdir(parents=True, exist_ok=True)
