@@ -29,7 +29,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(addsuffix pyproject.toml,$(PLUGINS))
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[$(ORT),test]" $(addprefix -e ./,$(PLUGINS))
+	$(PIP) install -q -e ".[$(ORT),train,demo,test]" $(addprefix -e ./,$(PLUGINS))
 	touch $@
 
 # Debian's Chromium for the browser tests (never `playwright install`: no downloads here).

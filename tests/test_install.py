@@ -99,3 +99,76 @@ def _connect(url: str, timeout: float = 120.0):
             if time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
+
+
+def requirement_closure(roots: list[str]) -> dict[str, object]:
+    """Installed distributions that ``roots`` (requirement strings) need, transitively: what pip would install."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, object] = {}
+    pending = [(Requirement(r), "") for r in roots]
+    while pending:
+        requirement, extra = pending.pop()
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        try:
+            dist = distribution(requirement.name)
+        except PackageNotFoundError:
+            continue  # an optional requirement of a dependency that this environment does not have either
+        extras = sorted(requirement.extras) or [""]
+        for wanted in extras:
+            if (name, wanted) in found:
+                continue
+            found[(name, wanted)] = dist
+            pending += [(Requirement(r), wanted) for r in dist.requires or []]
+    return {name: dist for (name, _), dist in found.items()}
+
+
+def test_a_base_install_predicts_without_torch_timm_or_gradio(scaffold_root, scaffold_bundle, tmp_path):
+    """The base dependencies (plus the ONNX Runtime build and the plugin's own) in a venv that has nothing
+    else: `python -m apptool predict` works there, and torch, timm and gradio cannot even be imported."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    try:
+        distribution("onnxruntime-gpu")
+        runtime = project["optional-dependencies"]["gpu"]
+    except PackageNotFoundError:
+        runtime = project["optional-dependencies"]["cpu"]
+    plugin = tomllib.loads((scaffold_root / "pyproject.toml").read_text())["project"]["dependencies"]
+    closure = requirement_closure([*project["dependencies"], *runtime, *(r for r in plugin if not r.startswith("apptool"))])
+    assert not {"torch", "timm", "gradio", "torchvision"} & set(closure)
+    site = tmp_path / "site"
+    site.mkdir()
+    for dist in closure.values():
+        for top in {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}:
+            source = Path(dist.locate_file(top))
+            if source.exists() and not (site / top).exists():
+                (site / top).symlink_to(source)
+    venv = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    purelib = subprocess.check_output(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+    )
+    Path(purelib.strip(), "base.pth").write_text(f"{site}\n{REPO}\n{scaffold_root}\n")
+    python = str(venv / "bin" / "python")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for heavy in ("torch", "timm", "gradio"):
+        assert subprocess.run([python, "-c", f"import {heavy}"], capture_output=True, env=env).returncode != 0, heavy
+    image = tmp_path / "digit.png"
+    cv2.imwrite(str(image), np.full((32, 32, 3), 200, np.uint8))
+    done = subprocess.run(
+        [python, "-m", "apptool", "predict", str(scaffold_bundle), str(image), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert '"provider"' in done.stdout
