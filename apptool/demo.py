@@ -11,6 +11,7 @@ import functools
 import logging
 import re
 import tempfile
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,9 @@ from typing import Any
 from apptool.errors import AppToolError
 
 CONCURRENCY_ID = "model"
+#: Output files (videos, plots) a context keeps: gradio copies each into its own cache as it serves it,
+#: so only the newest few are still needed, and the work folder does not grow with every request.
+KEPT_OUTPUTS = 8
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +33,8 @@ class DemoContext:
     predictor: Any  # apptool.runtime.Predictor
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="apptool-demo-")))
     concurrency_id: str = CONCURRENCY_ID
+    kept_outputs: int = KEPT_OUTPUTS
+    _outputs: deque = field(default_factory=deque, init=False, repr=False)
 
     @property
     def task(self):
@@ -43,11 +49,15 @@ class DemoContext:
         return f"{self.task.name}_{action}"
 
     def guard(self, fn: Callable) -> Callable:
-        """Wrap an event handler so user errors show as a readable message, never a traceback."""
+        """Wrap an event handler so user errors show as a readable message, never a traceback.
+
+        Files the handler writes in ``work_dir`` are its outputs; all but the newest ``kept_outputs`` are deleted.
+        """
         import gradio as gr
 
         @functools.wraps(fn)
         def guarded(*args, **kwargs):
+            before = self._files()
             try:
                 return fn(*args, **kwargs)
             except AppToolError as exc:  # uploads live in gradio's cache: name them as the user did
@@ -57,8 +67,18 @@ class DemoContext:
             except Exception as exc:  # an unexpected failure still reaches the page as one line
                 log.exception("demo handler failed")
                 raise gr.Error(f"{type(exc).__name__}: {exc}") from None
+            finally:
+                self._keep_newest_outputs(before)
 
         return guarded
+
+    def _files(self) -> set[Path]:
+        return {p for p in Path(self.work_dir).rglob("*") if p.is_file()}
+
+    def _keep_newest_outputs(self, before: set[Path]) -> None:
+        self._outputs.extend(sorted(self._files() - before, key=lambda p: p.stat().st_mtime))
+        while len(self._outputs) > self.kept_outputs:
+            self._outputs.popleft().unlink(missing_ok=True)
 
 
 def _upload_name(payload: Any) -> str:

@@ -4,14 +4,21 @@ It comes up at once.  A task whose bundle is missing gets a tab that shows its
 background training (polled with ``gr.Timer``) and turns into the task's own
 demo through ``gr.render`` once the bundle is ready, without a page reload.
 Model calls share one queue concurrency id; the queue is bounded (a full queue
-answers "busy", it does not pile up requests in memory) and uploads are capped.
+answers "busy", it does not pile up requests in memory), request bodies, files
+per upload and uploads are capped (:mod:`apptool.limits`), outputs and gradio's
+cache are pruned, and the work folder goes when the process ends.  A tab whose
+bundle cannot be loaded says why; the other tabs work.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import signal
 import tempfile
 import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +26,17 @@ from apptool.background import BackgroundTrainer, progress_markdown
 from apptool.bundle import read_metrics
 from apptool.demo import DemoContext, readable_inputs
 from apptool.errors import AppToolError
+from apptool.limits import MAX_FILE_MB, RequestLimits
 from apptool.plugins import get_plugins
 from apptool.runtime import Predictor
 from apptool.task import Task
 
 QUEUE_MAX_SIZE = 64  # waiting requests, all tabs together; more get "queue is full", not memory growth
-MAX_UPLOAD = "25mb"
+MAX_UPLOAD = f"{MAX_FILE_MB}mb"
+#: Gradio's cache of uploads and served outputs: every 5 minutes, files older than 15 minutes are deleted.
+DELETE_CACHE = (300, 900)
+#: How long open connections (a browser's event stream) may hold the server once it is told to stop: seconds.
+SHUTDOWN_GRACE = 0.5
 POLL_SECONDS = 2.0
 STATUS_API = "models"
 log = logging.getLogger(__name__)
@@ -43,6 +55,7 @@ class Models:
         self._errors: dict[str, str] = {}
         self._lock = threading.Lock()
         self._work_dir = Path(tempfile.mkdtemp(prefix="apptool-hub-"))
+        weakref.finalize(self, shutil.rmtree, self._work_dir, ignore_errors=True)  # at exit, too
 
     def context(self, name: str) -> DemoContext | None:
         """The task's demo context, or None (``pending_markdown`` says why) while it has no usable bundle."""
@@ -54,6 +67,10 @@ class Models:
                     predictor = Predictor(bundle_path(self.bundles, name), task=self.tasks[name])
                 except AppToolError as exc:
                     self._errors[name] = str(exc)
+                    return None
+                except Exception as exc:  # a bundle broken in a way the loader does not foresee stops only its tab
+                    log.exception("loading the %s bundle failed", name)
+                    self._errors[name] = f"{bundle_path(self.bundles, name)}: cannot be loaded ({type(exc).__name__}: {exc})"
                     return None
                 work_dir = self._work_dir / name
                 work_dir.mkdir(parents=True, exist_ok=True)
@@ -94,8 +111,8 @@ class Models:
             row: dict[str, Any] = {"task": name, "title": task.title or name, "bundle": str(bundle_path(self.bundles, name))}
             if ctx is None:
                 job = self.job(name)
-                state = job.state if job is not None and job.state != "done" else "missing"
-                row.update(status=state, metrics={}, provider=None, preset=None)
+                state = job.state if job is not None and job.state != "done" else "broken" if name in self._errors else "missing"
+                row.update(status=state, metrics={}, provider=None, preset=None, error=self._errors.get(name))
             else:
                 test = read_metrics(ctx.predictor.bundle_dir).get("test", {})
                 row.update(
@@ -170,7 +187,7 @@ def build_hub(
     plugins = get_plugins()
     selected = {n: t for n, t in sorted(plugins.tasks.items()) if tasks is None or n in tasks}
     models = Models(bundles, selected, trainer)
-    with gr.Blocks(title="apptool") as hub:
+    with gr.Blocks(title="apptool", delete_cache=DELETE_CACHE) as hub:
         header = gr.Markdown(header_markdown(models.rows()))
         if plugins.load_errors:
             gr.Markdown("\n".join(f"- plugin `{e.name}` failed to load: {e.error}" for e in plugins.load_errors))
@@ -205,16 +222,38 @@ def configure_queue(blocks, max_size: int = QUEUE_MAX_SIZE):
 
 def launch_options(host: str = "127.0.0.1", port: int | None = 7860) -> dict[str, Any]:
     """Keyword arguments of ``Blocks.launch`` shared by ``apptool demo`` and the Space's app.py."""
-    return {"server_name": host, "server_port": port, "max_file_size": MAX_UPLOAD, "show_error": True, "ssr_mode": False}
+    from starlette.middleware import Middleware
+
+    return {
+        "server_name": host,
+        "server_port": port,
+        "max_file_size": MAX_UPLOAD,
+        "show_error": True,
+        "ssr_mode": False,
+        "app_kwargs": {"middleware": [Middleware(RequestLimits)]},
+    }
 
 
 def serve(hub, trainer: BackgroundTrainer | None, **options: Any) -> None:
-    """Start the background training, serve the hub until interrupted, then stop the training."""
+    """Start the background training, serve the hub until SIGINT or SIGTERM, then stop the server and the training.
+
+    Gradio's own wait would hold a stopping server for seconds while a browser keeps
+    its event stream open; here open connections get ``SHUTDOWN_GRACE`` seconds.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # a service manager's stop ends the hub like Ctrl-C
     if trainer is not None:
         trainer.start()
     try:
-        hub.launch(**options)
+        hub.launch(prevent_thread_lock=True, **options)
+        while hub.is_running:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
     finally:
+        if getattr(hub, "server", None) is not None:
+            hub.server.config.timeout_graceful_shutdown = SHUTDOWN_GRACE
+        hub.close(verbose=False)
         if trainer is not None:
             trainer.stop()
 

@@ -13,12 +13,12 @@ side = 1), and an accelerometer model gets the acceleration of that path.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
 from apptool.errors import InputError
+from apptool.limits import parse_json
 from apptool_gesture.generator import pen_to_accel
 
 MAX_SECONDS = 20.0
@@ -28,10 +28,7 @@ def parse_points(text: str) -> tuple[np.ndarray, float, float]:
     """(N, 4) array of x, y, t (ms), stroke number and the canvas width and height, from the canvas JSON."""
     if not text or not text.strip():
         raise InputError("no stroke yet: draw a gesture on the canvas first")
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"stroke points are not valid JSON ({exc})") from None
+    payload = parse_json(text, "stroke points")  # capped by size and by count: the text comes from any client
     points = payload.get("points") if isinstance(payload, dict) else payload
     width = float(payload.get("width", 400)) if isinstance(payload, dict) else 400.0
     height = float(payload.get("height", width)) if isinstance(payload, dict) else width
