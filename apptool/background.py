@@ -1,6 +1,9 @@
 """Training the hub's missing default models in the background, one at a time, while the hub already serves.
 
-Each model trains in its own ``python -m apptool train`` subprocess, niced so the
+Tabs become usable fast: every missing task first gets its seconds-long
+``tiny`` model, then, task by task in tab order, the requested preset's model
+trains in a staging folder and replaces the tiny one when it is complete (the
+hub reloads it; the header says which preset each tab runs).  Each model trains in its own ``python -m apptool train`` subprocess, niced so the
 page stays responsive, writing its bundle where the hub looks for it.  The hub
 reads the progress from the bundle's ``metrics.csv`` (the trainer rewrites it
 after every epoch) and treats the bundle as ready once the process has exited
@@ -12,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -20,10 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apptool.bundle import CONFIG
+from apptool.bundle import CONFIG, read_json
+from apptool.errors import AppToolError
 
 QUEUED, TRAINING, DONE, FAILED = "queued", "training", "done", "failed"
 LOG_DIR = ".training-logs"  # inside the bundles folder, next to the bundles, not inside one
+STAGING_DIR = ".staging"  # where a bundle that will replace a served one is trained
+FIRST_PRESET = "tiny"
 
 
 @dataclass
@@ -39,6 +46,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     error: str = ""
+    replaces: Path | None = None  # the served bundle this one takes the place of once it is complete
 
     def command(self, python: str) -> list[str]:
         """The training run; ``--resume`` continues from the checkpoint a stopped hub left behind."""
@@ -59,7 +67,12 @@ class Job:
 
 @dataclass
 class BackgroundTrainer:
-    """Trains the given tasks' bundles sequentially in a daemon thread; ``stop`` ends the running one."""
+    """Trains the given tasks' bundles sequentially in a daemon thread; ``stop`` ends the running one.
+
+    ``jobs`` give each of ``tasks`` its first usable model (the ``first`` preset, when it differs
+    from ``preset``); ``upgrades`` then train ``preset`` for the tasks in ``upgrade`` (and the new
+    ones) and swap each into place when it is complete.
+    """
 
     bundles: Path
     tasks: list[str]
@@ -67,37 +80,65 @@ class BackgroundTrainer:
     env: Mapping[str, str] | None = None
     python: str = sys.executable
     niceness: int = 10  # added to the hub's own: training yields the CPU to the page's requests
+    first: str | None = None
+    upgrade: list[str] = field(default_factory=list)
     jobs: dict[str, Job] = field(init=False)
+    upgrades: dict[str, Job] = field(init=False)
 
     def __post_init__(self) -> None:
         self.bundles = Path(self.bundles)
-        logs = self.bundles / LOG_DIR
-        self.jobs = {
-            name: Job(name, self.bundles / name, demo_preset(name, self.preset), logs / f"{name}.log") for name in self.tasks
-        }
+        self.jobs, self.upgrades = {}, {}
+        for name in [*self.tasks, *(n for n in self.upgrade if n not in self.tasks)]:
+            final = demo_preset(name, self.preset)
+            staged = self.first not in (None, final) and final == self.preset
+            if name in self.tasks:
+                self.jobs[name] = self._job(name, self.first if staged else final, self.bundles / name)
+            if staged:
+                self.upgrades[name] = self._job(name, final, self.bundles / STAGING_DIR / name, replaces=self.bundles / name)
         self._stop = threading.Event()
         self._process: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
 
+    def _job(self, name: str, preset: str, target: Path, replaces: Path | None = None) -> Job:
+        log = self.bundles / LOG_DIR / (f"{name}.log" if replaces is None else f"{name}.{preset}.log")
+        return Job(name, target, preset, log, replaces=replaces)
+
     @classmethod
-    def for_missing(cls, bundles: Path, tasks: list[str], preset: str = "quick", **kwargs) -> "BackgroundTrainer":
-        """A trainer for those of ``tasks`` whose bundle folder has no config.json yet."""
-        missing = [name for name in tasks if not (Path(bundles) / name / CONFIG).exists()]
-        return cls(Path(bundles), missing, preset, **kwargs)
+    def for_missing(
+        cls, bundles: Path, tasks: list[str], preset: str = "quick", first: str | None = FIRST_PRESET, **kwargs
+    ) -> "BackgroundTrainer":
+        """A trainer for those of ``tasks`` without a bundle, and for those still on the ``first`` preset's."""
+        missing, upgrade = [], []
+        for name in tasks:
+            config_path = Path(bundles) / name / CONFIG
+            if not config_path.exists():
+                missing.append(name)
+            elif first and first != preset and _preset_of(config_path) == first:
+                upgrade.append(name)
+        return cls(Path(bundles), missing, preset, first=first, upgrade=upgrade, **kwargs)
 
     def start(self) -> "BackgroundTrainer":
-        if self.jobs and self._thread is None:
+        if (self.jobs or self.upgrades) and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="apptool-background-training", daemon=True)
             self._thread.start()
         return self
 
     def busy(self, task: str) -> bool:
-        """True while ``task``'s bundle is queued or being written."""
+        """True while ``task`` has no usable bundle yet: its first job is queued or being written."""
         job = self.jobs.get(task)
         return job is not None and job.state in (QUEUED, TRAINING)
 
+    def current(self, task: str) -> Job | None:
+        """The job a tab reports on: the first one until it is done, then the upgrade."""
+        job = self.jobs.get(task)
+        return self.upgrades.get(task, job) if job is None or job.state == DONE else job
+
+    def generation(self, task: str) -> int:
+        """How many of ``task``'s bundles were completed here: a change means the served bundle was replaced."""
+        return sum(job.state == DONE for job in (self.jobs.get(task), self.upgrades.get(task)) if job is not None)
+
     def idle(self) -> bool:
-        return not any(self.busy(name) for name in self.jobs)
+        return not any(job.state in (QUEUED, TRAINING) for job in [*self.jobs.values(), *self.upgrades.values()])
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,9 +157,12 @@ class BackgroundTrainer:
             os.nice(self.niceness)
 
     def _run(self) -> None:
-        for job in self.jobs.values():
+        for job in [*self.jobs.values(), *self.upgrades.values()]:
             if self._stop.is_set():
                 break
+            if job.replaces is not None and self.jobs.get(job.task, job).state == FAILED:
+                job.state, job.error = FAILED, "its first model failed to train"
+                continue
             self._train(job)
 
     def _train(self, job: Job) -> None:
@@ -140,9 +184,28 @@ class BackgroundTrainer:
         finally:
             self._process = None
         job.finished = time.time()
-        job.state = DONE if job.returncode == 0 and (job.target / CONFIG).exists() else FAILED
+        complete = job.returncode == 0 and (job.target / CONFIG).exists()
+        if complete and job.replaces is not None:
+            promote(job.target, job.replaces)
+        job.state = DONE if complete else FAILED
         if job.state == FAILED and not job.error:
             job.error = log_tail(job.log)
+
+
+def promote(staged: Path, served: Path) -> None:
+    """Put a complete staged bundle where the served one is: the old one is moved aside, then removed."""
+    retired = served.with_name(f".retired-{served.name}-{os.getpid()}-{time.time_ns()}")
+    if served.exists():
+        served.rename(retired)
+    staged.rename(served)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _preset_of(config_path: Path) -> str | None:
+    try:
+        return read_json(config_path).get("preset")
+    except (AppToolError, AttributeError):  # an unreadable bundle is the hub's to report, not a reason to retrain it
+        return None
 
 
 def demo_preset(task_name: str, preset: str) -> str:

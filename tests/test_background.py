@@ -1,0 +1,84 @@
+"""The hub's background trainer: tiny models first, then the preset's, each swapped in only when complete."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from apptool.background import DONE, FAILED, BackgroundTrainer
+
+FAKE_TRAIN = """
+import json, sys, time
+from pathlib import Path
+args = sys.argv[sys.argv.index("train") + 1:]
+task, preset, out = args[0], args[args.index("--preset") + 1], Path(args[args.index("--out") + 1])
+if task == "broken":
+    sys.exit("broken: no such task")
+out.mkdir(parents=True, exist_ok=True)
+(out / "weights.safetensors").write_text(preset)
+(out / "config.json").write_text(json.dumps({"task": task, "preset": preset}))
+"""
+
+
+def fake_python(tmp_path: Path) -> str:
+    """An interpreter stand-in whose `-m apptool train` writes a bundle naming its preset at once."""
+    script = tmp_path / "fake_train.py"
+    script.write_text(FAKE_TRAIN)
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def wait_idle(trainer: BackgroundTrainer, seconds: float = 60) -> None:
+    trainer.start()
+    deadline = time.time() + seconds
+    while not trainer.idle() and time.time() < deadline:
+        time.sleep(0.05)
+    trainer.stop()
+
+
+def preset_of(bundle: Path) -> str:
+    return json.loads((bundle / "config.json").read_text())["preset"]
+
+
+def test_tiny_models_come_first_then_the_preset_replaces_them(tmp_path):
+    bundles = tmp_path / "bundles"
+    trainer = BackgroundTrainer.for_missing(bundles, ["a", "b"], "quick", python=fake_python(tmp_path), niceness=0)
+    order = [(job.task, job.preset) for job in [*trainer.jobs.values(), *trainer.upgrades.values()]]
+    assert order == [("a", "tiny"), ("b", "tiny"), ("a", "quick"), ("b", "quick")]
+    assert trainer.current("a") is trainer.jobs["a"] and trainer.generation("a") == 0
+    wait_idle(trainer)
+    for name in ("a", "b"):
+        assert preset_of(bundles / name) == "quick" and (bundles / name / "weights.safetensors").read_text() == "quick"
+        assert trainer.generation(name) == 2 and trainer.current(name) is trainer.upgrades[name]
+    assert not list((bundles / ".staging").iterdir()) and not list(bundles.glob(".retired-*"))
+
+
+def test_a_hub_restarted_on_tiny_models_only_upgrades_them(tmp_path):
+    bundles = tmp_path / "bundles"
+    for name, preset in (("on_tiny", "tiny"), ("on_quick", "quick")):
+        (bundles / name).mkdir(parents=True)
+        (bundles / name / "config.json").write_text(json.dumps({"task": name, "preset": preset}))
+    trainer = BackgroundTrainer.for_missing(bundles, ["on_tiny", "on_quick", "new"], "quick", python=fake_python(tmp_path))
+    assert sorted(trainer.jobs) == ["new"] and sorted(trainer.upgrades) == ["new", "on_tiny"]
+    assert not trainer.busy("on_tiny"), "a task on its tiny model is served while it upgrades"
+
+
+def test_a_failed_upgrade_keeps_the_served_model(tmp_path):
+    bundles = tmp_path / "bundles"
+    (bundles / "broken").mkdir(parents=True)
+    (bundles / "broken" / "config.json").write_text(json.dumps({"task": "broken", "preset": "tiny"}))
+    trainer = BackgroundTrainer.for_missing(bundles, ["broken"], "quick", python=fake_python(tmp_path), niceness=0)
+    wait_idle(trainer)
+    assert trainer.upgrades["broken"].state == FAILED and "no such task" in trainer.upgrades["broken"].error
+    assert preset_of(bundles / "broken") == "tiny" and trainer.generation("broken") == 0
+
+
+def test_one_preset_trains_once(tmp_path):
+    trainer = BackgroundTrainer.for_missing(tmp_path, ["a"], "tiny", python=fake_python(tmp_path), niceness=0)
+    assert not trainer.upgrades
+    wait_idle(trainer)
+    assert trainer.jobs["a"].state == DONE and preset_of(tmp_path / "a") == "tiny"
