@@ -77,9 +77,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
-def remove_stale_temp_files(folder: Path) -> list[Path]:
+def remove_stale_temp_files(folder: Path, recursive: bool = False) -> list[Path]:
     """Delete the temporary files a killed write of this tool left in ``folder`` (and only those)."""
-    stale = sorted(Path(folder).glob(f"{TEMP_PREFIX}*.tmp"))
+    pattern = f"{TEMP_PREFIX}*.tmp"
+    stale = sorted(Path(folder).rglob(pattern) if recursive else Path(folder).glob(pattern))
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

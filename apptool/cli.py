@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -45,6 +46,8 @@ def _parse_set(pairs: list[str]) -> dict[str, Any]:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {pair!r}: {part!r} was set to a value above, not a section")
         node[leaf] = value
     return overrides
 
@@ -255,6 +258,9 @@ def bench(
     """torch eager vs ONNX Runtime on the same inputs, in one run."""
     from apptool.benchmark import bench_bundle
 
+    for option, value in (("--batch", batch), ("--repeats", repeats)):
+        if value < 1:
+            raise ConfigError(f"{option} must be at least 1, got {value}")
     report = bench_bundle(bundle, batch, repeats)
     if as_json:
         _emit(report)
@@ -311,6 +317,22 @@ def new_plugin(
     console.print(f"[green]plugin created:[/] {target}\n  pip install {target}\n  apptool train {name} --out bundles/{name}")
 
 
+#: File-system failures the user fixes (space, permissions, a read-only mount, a wrong path): one line, not a traceback.
+USER_FIXABLE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOENT,
+    errno.EEXIST,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.ENAMETOOLONG,
+    errno.EFBIG,
+}
+
+
 def main() -> None:
     loaded = get_plugins()
     loaded.add_cli_commands(app)
@@ -320,4 +342,10 @@ def main() -> None:
         app()
     except AppToolError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise SystemExit(2) from None
+    except OSError as exc:
+        if exc.errno not in USER_FIXABLE_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.print(f"[red]error:[/] {escape(where + (exc.strerror or str(exc)))}", soft_wrap=True)
         raise SystemExit(2) from None

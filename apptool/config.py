@@ -65,6 +65,7 @@ RULES: dict[str, Rule] = {
     "train.backbone_lr_mult": at_least(0),
     "train.unfreeze_epoch": at_least(0),
     "train.num_workers": at_least(0),
+    "train.min_val_size": at_least(0),
     "data.n_train": at_least(1),
     "data.n_test": at_least(1),
     "data.train_size": at_least(1),

@@ -79,26 +79,48 @@ def open_session(path: Path, providers: Sequence[str] | None = None, threads: in
 
 def read_onnx_config(path: Path) -> dict[str, Any]:
     """The bundle config stored in an ONNX file's metadata_props."""
-    meta = open_session(path, ["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    return session_config(path, open_session(path, ["CPUExecutionProvider"]))
+
+
+def session_config(path: Path, session) -> dict[str, Any]:
+    """The config in a loaded ONNX file's metadata, or a BundleError naming the file."""
+    meta = session.get_modelmeta().custom_metadata_map
     if METADATA_KEY not in meta:
         raise BundleError(f"{path}: not an apptool model (no {METADATA_KEY!r} in its metadata)")
-    return json.loads(meta[METADATA_KEY])
+    try:
+        config = json.loads(meta[METADATA_KEY])
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}: metadata {METADATA_KEY!r} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise BundleError(f"{path}: metadata {METADATA_KEY!r} must be a JSON object, got {type(config).__name__}")
+    return config
 
 
 class OnnxRunner:
     """Runs a bundle's ONNX graphs by name; the numpy-side Runner of the task contract."""
 
-    def __init__(self, bundle_dir: Path, task_name: str, graphs: Sequence[str], providers: Sequence[str] | None = None):
+    def __init__(
+        self,
+        bundle_dir: Path,
+        task_name: str,
+        graphs: Sequence[str],
+        providers: Sequence[str] | None = None,
+        bundle_config: dict[str, Any] | None = None,
+    ):
+        """``bundle_config``: the bundle's config.json; each graph must come from its run."""
+        from apptool.bundle import CONFIG, check_same_run
+
         self.sessions = {}
         for graph in graphs:
             path = Path(bundle_dir) / f"{graph}.onnx"
             if not path.is_file():
                 raise BundleError(f"{path}: missing; run `apptool export {bundle_dir}`")
             session = open_session(path, providers)
-            meta = session.get_modelmeta().custom_metadata_map
-            tagged = json.loads(meta.get(METADATA_KEY, "{}")).get("task")
-            if tagged != task_name:
-                raise BundleError(f"{path}: this ONNX file is for task {tagged!r}, not {task_name!r}")
+            tagged = session_config(path, session)
+            if tagged.get("task") != task_name:
+                raise BundleError(f"{path}: this ONNX file is for task {tagged.get('task')!r}, not {task_name!r}")
+            if bundle_config is not None:
+                check_same_run(path, tagged.get("run_id"), Path(bundle_dir) / CONFIG, bundle_config.get("run_id"))
             self.sessions[graph] = session
 
     @property
@@ -116,13 +138,11 @@ class Predictor:
     """A loaded bundle ready to predict: its task, config and an ONNX Runtime runner."""
 
     def __init__(self, bundle_dir: str | Path, providers: Sequence[str] | None = None, task=None):
-        from apptool.bundle import read_config
-        from apptool.plugins import get_plugins
+        from apptool.bundle import load_config
 
         self.bundle_dir = Path(bundle_dir)
-        self.config = read_config(self.bundle_dir)
-        self.task = task or get_plugins().task(self.config["task"])
-        self.runner = OnnxRunner(self.bundle_dir, self.task.name, self.config["graphs"], providers)
+        self.config, self.task = load_config(self.bundle_dir, task)
+        self.runner = OnnxRunner(self.bundle_dir, self.task.name, self.config["graphs"], providers, self.config)
 
     @property
     def provider(self) -> str:

@@ -80,7 +80,10 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "epochs": 10,
+    "epochs": 10,  # used when ``steps`` is 0, and always when the user states it (``--epochs``)
+    "steps": 0,  # budget in optimizer steps, turned into epochs for the data at hand; 0 = use ``epochs``
+    "min_epochs": 1,  # bounds of the epochs a ``steps`` budget becomes
+    "max_epochs": 1000,
     "batch_size": 32,
     "optimizer": "adamw",  # "adamw" | "sgd"
     "lr": 1e-3,
@@ -89,12 +92,15 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "schedule": "cosine",  # "cosine" | "step" | "constant"
     "warmup_epochs": 0,
     "val_fraction": 0.1,
+    "min_val_size": 1,  # a smaller validation split is not held out: all data trains (weights of least training loss kept)
     "patience": 0,  # early-stopping patience in epochs; 0 disables it
+    "balance_classes": False,  # draw classes equally often when the labels are skewed (classification tasks)
     "grad_clip": 0.0,  # max gradient norm; 0 disables clipping
     "finetune": "full",  # "full" | "frozen" | "gradual": how the encoder trains
     "backbone_lr_mult": 0.1,  # encoder LR = lr * this, under "gradual" and "full"
     "unfreeze_epoch": 1,  # under "gradual", the epoch the encoder starts training
     "num_workers": 0,
+    "tensorboard": False,  # also log losses and learning rate for TensorBoard in <out>/tensorboard
     "fit": True,  # False: the model is ready as built (e.g. a shipped ImageNet classifier); the bundle holds it untrained
 }
 
@@ -143,9 +149,20 @@ class Task(ABC):
         config = deep_merge({"train": dict(TRAIN_DEFAULTS), "seed": 0}, self.default_config())
         config = deep_merge(config, self.presets[preset])
         config = deep_merge(config, overrides or {})
+        train_overrides = (overrides or {}).get("train")
+        if isinstance(train_overrides, dict) and "epochs" in train_overrides and "steps" not in train_overrides:
+            config["train"]["steps"] = 0  # epochs the user asked for win over the preset's step budget
         config["task"] = self.name
         config["preset"] = preset
         return config
+
+    def validate_config(self, config: dict[str, Any]) -> None:
+        """Checks of this task's own beyond the known keys, types and ranges ``apptool.config`` checks.
+
+        Raise ``ConfigError`` naming the key.  Called before training and when
+        a bundle loads (then ``config`` also holds the ``Splits.info`` keys).
+        """
+        return None  # the base task has no checks beyond the validator's
 
     # -- torch side: training and export --------------------------------
     @abstractmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -86,7 +87,33 @@ def test_predict_files_folders_and_video(scaffold_env, cli_bundle, tmp_path):
     result = json.loads(apptool(scaffold_env, "predict", cli_bundle, images, video, "--json", "--out", out).stdout)
     assert len(result["predictions"]) == 5
     assert all(set(p["result"]) == {"label", "probabilities"} for p in result["predictions"])
-    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "clip.mp4"]
+    drawn = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert drawn == ["clip.pred.mp4", "images/0.pred.png", "images/1.pred.png"]
+    assert sorted(Path(p).relative_to(out).as_posix() for p in result["outputs"]) == drawn
+
+
+def test_predict_out_never_replaces_an_input_or_another_drawing(scaffold_env, cli_bundle, tmp_path):
+    images = tmp_path / "images"
+    for name in ("road.png", "a/x.png", "b/x.png"):
+        (images / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(images / name), np.full((16, 16, 3), 20 * len(name), np.uint8))
+    before = {p: p.read_bytes() for p in images.rglob("*.png")}
+    result = json.loads(apptool(scaffold_env, "predict", cli_bundle, images, "--json", "--out", images).stdout)
+    assert all(p.read_bytes() == data for p, data in before.items()), "an input was overwritten"
+    expected = sorted(str(images / n) for n in ("a/x.pred.png", "b/x.pred.png", "road.pred.png"))
+    assert sorted(result["outputs"]) == expected and all(Path(p).is_file() for p in expected)
+    again = apptool(scaffold_env, "predict", cli_bundle, images, "--out", images, ok=False)  # the drawings are inputs now
+    assert again.returncode == 2 and "would replace the input" in again.stderr and "Traceback" not in again.stderr
+    assert all(p.read_bytes() == data for p, data in before.items())
+
+
+def test_predict_batch_size_zero_and_bench_repeats_zero_are_one_line(scaffold_env, cli_bundle, tmp_path):
+    for args, message in (
+        (("predict", cli_bundle, tmp_path, "--batch-size", "0"), "--batch-size must be at least 1, got 0"),
+        (("bench", cli_bundle, "--repeats", "0"), "--repeats must be at least 1, got 0"),
+    ):
+        done = apptool(scaffold_env, *args, ok=False)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
 def test_bench_prints_the_ratio(scaffold_env, cli_bundle):
