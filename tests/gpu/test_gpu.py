@@ -50,9 +50,10 @@ def gpu_bundles(tmp_path_factory, gpu_summary):
         except Exception as exc:  # one task's failure is that task's tests' failure, not every task's
             bundles[name] = exc
             continue
-        value = read_metrics(bundles[name])["test"].get(task.primary_metric)
+        value = read_metrics(bundles[name]).get("test", {}).get(task.primary_metric)
+        value = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
         seconds = time.perf_counter() - started
-        gpu_summary.append({"check": "train tiny (AMP)", "task": name, "figure": task.primary_metric, "value": f"{value:.4g}"})
+        gpu_summary.append({"check": "train tiny (AMP)", "task": name, "figure": task.primary_metric, "value": value})
         gpu_summary.append({"check": "train tiny (AMP)", "task": name, "figure": "seconds", "value": f"{seconds:.1f}"})
     return bundles
 
