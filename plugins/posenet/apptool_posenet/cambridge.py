@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
+import cv2
 import numpy as np
 
 from apptool.errors import DataError
@@ -145,3 +146,14 @@ def write_pose_file(path: Path, names: list[str], poses: np.ndarray, scene: str 
     lines += [f"{n} " + " ".join(f"{v:.6f}" for v in pose) for n, pose in zip(names, poses)]
     Path(path).write_bytes(("\r\n".join(lines) + "\r\n").encode())
     return Path(path)
+
+
+def write_split(
+    folder: Path, split: str, names: list[str], images: list[np.ndarray], poses: np.ndarray, scene: str = "apptool posenet"
+) -> Path:
+    """Write one split's RGB frames as PNG files under ``folder`` and its pose list (``dataset_<split>.txt``)."""
+    folder = Path(folder)
+    for name, image in zip(names, images):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / name), image[:, :, ::-1])
+    return write_pose_file(folder / SPLIT_FILES[split], names, poses, scene)

@@ -5,6 +5,10 @@ the position normalised by training-set statistics) and what ``evaluate``
 reads (raw images and poses through ``image(i)`` and ``poses``).  The test
 set keeps a reference to the training set, so the nearest-neighbour baseline
 is measured on the same split as the model.
+
+Every augmentation draw of a training item comes from (seed, epoch, index)
+and nothing else, so a run resumed at epoch k sees exactly the crops and
+colours the uninterrupted run saw; no random state needs saving.
 """
 
 from __future__ import annotations
@@ -12,16 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from apptool.errors import DataError, InputError
+from apptool.errors import ConfigError, DataError, InputError
 from apptool.images import read_image
-from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file, write_pose_file
-from apptool_posenet.preprocess import crop, jitter, prepare, resize_short, to_chw
+from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file, write_split
+from apptool_posenet.preprocess import crop, jitter, pixel_stats, prepare, resize_short, to_chw
 from apptool_posenet.scene import footprints
 
 MAX_TRAJECTORY_POINTS = 300
+MIN_INPUT = 32  # the encoder's output stride
 
 
 class PoseDataset:
@@ -46,12 +50,18 @@ class PoseDataset:
         self.scale = float(stats["scale"])
         self.train = train
         self.jitter = float(config["data"].get("color_jitter", 0.0))
-        self.rng = np.random.default_rng([int(config["seed"]), 7 if train else 8])
+        self.shift = float(config["data"].get("crop_shift", 1.0))
+        self.stats = pixel_stats(config["data"])
+        self.seed, self.epoch = int(config["seed"]), 0
         self._images = images
         self._paths = paths
         self._sources = sources
         self._cache: dict[int, np.ndarray] = {}
         self.reference = reference
+
+    def set_epoch(self, epoch: int) -> None:
+        """The trainer calls this before each epoch: augmentation draws from (seed, epoch, index) only."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.poses)
@@ -74,9 +84,10 @@ class PoseDataset:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if not self.train:
-            return prepare(self.image(index), self.resize, self.size), self.target(index)
-        window = crop(resize_short(self.image(index), self.resize), self.size, self.rng)
-        return to_chw(jitter(window, self.rng, self.jitter)), self.target(index)
+            return prepare(self.image(index), self.resize, self.size, stats=self.stats), self.target(index)
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        window = crop(resize_short(self.image(index), self.resize), self.size, rng, self.shift)
+        return to_chw(jitter(window, rng, self.jitter), self.stats), self.target(index)
 
 
 def pose_stats(poses: np.ndarray) -> dict[str, Any]:
@@ -132,9 +143,43 @@ def _builtin(config: dict[str, Any]):
     return splits
 
 
+def rendered_short_side(data: dict[str, Any]) -> int:
+    """The shorter side of the built-in generator's frames."""
+    return min(int(v) for v in data["render_size"])
+
+
+def input_size(data: dict[str, Any], short_side: int) -> tuple[int, int]:
+    """(resize, crop) for images of this shorter side under ``data`` (see ``input_settings``)."""
+    resize = int(data["resize"]) or min(int(short_side), int(data["max_resize"]))
+    size = int(data["crop"]) or int(round(resize * 7 / 8))
+    if size > resize:
+        raise ConfigError(f"data.crop {size} is larger than data.resize {resize}")
+    if size < MIN_INPUT:
+        raise DataError(f"images of shorter side {short_side} px give a {size} px input; the encoder needs at least {MIN_INPUT}")
+    return resize, size
+
+
+def input_settings(config: dict[str, Any], short_side: int) -> dict[str, Any]:
+    """``config["data"]`` with ``resize``, ``crop`` and the pixel statistics fixed for the bundle.
+
+    ``resize`` and ``crop`` as configured, or (0) from the images: the shorter side, capped at
+    ``max_resize`` (no upsampling: it adds no detail, only cost), and a crop of 7/8 of it, the
+    paper's 224 of 256.  Mean and std are the ones the encoder's weights were trained with.
+    """
+    from apptool.imagenet import normalization
+
+    data, model = config["data"], config["model"]
+    resize, size = input_size(data, short_side)
+    if "mean" in data:  # a bundle being evaluated keeps what it was trained with
+        return {**data, "resize": resize, "crop": size}
+    mean, std = normalization(model["backbone"], model.get("pretrained"))
+    return {**data, "resize": resize, "crop": size, "mean": list(mean), "std": list(std)}
+
+
 def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[PoseDataset, PoseDataset, dict[str, Any]]:
     """Train and test sets (the test set referencing the training set) and the info the bundle keeps."""
     if data_dir is None:
+        config = {**config, "data": input_settings(config, rendered_short_side(config["data"]))}
         raw = _builtin(config)
         source = "builtin"
         train_poses = raw["train"][1]
@@ -143,6 +188,11 @@ def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[PoseData
         if not data_dir.is_dir():
             raise DataError(f"{data_dir}: no such folder")
         lists = {split: read_pose_file(data_dir, name) for split, name in SPLIT_FILES.items()}
+        try:
+            first = read_image(lists["train"].paths[0])
+        except InputError as exc:
+            raise DataError(f"{lists['train'].sources[0]}: {exc}") from None
+        config = {**config, "data": input_settings(config, min(first.shape[:2]))}
         source = "cambridge"
         train_poses = lists["train"].poses
     stats = pose_stats(train_poses)
@@ -157,16 +207,13 @@ def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[PoseData
             names = [str(p.relative_to(data_dir.resolve())) for p in found.paths]
             sets[split] = PoseDataset(found.poses, names, config, stats, is_train, paths=found.paths, sources=found.sources)
     sets["test"].reference = sets["train"]
-    info = {"pose_stats": stats, "scene": scene_info(train_poses, source)}
+    info = {"pose_stats": stats, "scene": scene_info(train_poses, source), "data": config["data"]}
     return sets["train"], sets["test"], info
 
 
 def write_cambridge(folder: Path, config: dict[str, Any]) -> Path:
     """Save the built-in walks in the Cambridge Landmarks layout (PNG frames per sequence, two pose lists)."""
-    folder = Path(folder)
+    config = {**config, "data": input_settings(config, rendered_short_side(config["data"]))}
     for split, (images, poses, names) in _builtin(config).items():
-        for name, image in zip(names, images):
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(folder / name), image[:, :, ::-1])
-        write_pose_file(folder / SPLIT_FILES[split], names, poses)
-    return folder
+        write_split(folder, split, names, images, poses)
+    return Path(folder)

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from apptool_posenet.geometry import look_rotation, rot_to_quat
-from apptool_posenet.scene import WALK_AREA, Camera, Lighting, Quad, box_faces, person_texture, pyramid, render
+from apptool_posenet.scene import BUILTIN, WALK_AREA, Camera, Layout, Lighting, Quad, box_faces, person_texture, pyramid, render
 
 STEP_M = 0.7  # distance between frames (video at ~2 Hz, walking pace)
 STREAMS = {"train": 0, "test": 1, "sample": 2}
 LOOK_BACK_EVERY = 4  # every 4th walk of a stream faces the south building, so train and test share the mix
+VAN_AREA = (-30.0, 30.0, -20.0, 9.0)  # x0, x1, y0, y1 where the built-in square has parked vans
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Sequence:
     poses: np.ndarray
 
 
-def _catmull_rom(points: np.ndarray, samples_per_segment: int = 50) -> np.ndarray:
+def catmull_rom(points: np.ndarray, samples_per_segment: int = 50) -> np.ndarray:
     padded = np.vstack([2 * points[0] - points[1], points, 2 * points[-1] - points[-2]])
     t = np.linspace(0, 1, samples_per_segment, endpoint=False)[:, None]
     curve = []
@@ -44,7 +45,7 @@ def _catmull_rom(points: np.ndarray, samples_per_segment: int = 50) -> np.ndarra
     return np.vstack(curve)
 
 
-def _smooth_noise(rng: np.random.Generator, n: int, scale: float, knots: int = 5) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, n: int, scale: float, knots: int = 5) -> np.ndarray:
     """A slowly varying random signal of ``n`` samples (linear interpolation of a few random knots)."""
     return np.interp(np.linspace(0, 1, n), np.linspace(0, 1, knots), rng.normal(0, scale, knots))
 
@@ -60,7 +61,7 @@ def walk(rng: np.random.Generator, n_frames: int, look_back: bool = False) -> tu
         controls = rng.uniform([x0, y0], [x1, y1], size=(4, 2))
         if np.all(np.linalg.norm(np.diff(controls, axis=0), axis=1) > 8.0):
             break
-    curve = _catmull_rom(controls)
+    curve = catmull_rom(controls)
     curve[:, 0] = np.clip(curve[:, 0], x0, x1)
     curve[:, 1] = np.clip(curve[:, 1], y0, y1)
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
@@ -80,10 +81,10 @@ def walk(rng: np.random.Generator, n_frames: int, look_back: bool = False) -> tu
     if look_back:
         target[:, 1] = -24.0
     delta = target - centres
-    yaw = np.arctan2(delta[:, 0], delta[:, 1]) + _smooth_noise(rng, n_frames, np.radians(6))
+    yaw = np.arctan2(delta[:, 0], delta[:, 1]) + smooth_noise(rng, n_frames, np.radians(6))
     pitch = np.arctan2(delta[:, 2], np.linalg.norm(delta[:, :2], axis=1))
-    pitch = np.clip(pitch, np.radians(-5), np.radians(30)) + _smooth_noise(rng, n_frames, np.radians(3))
-    roll = _smooth_noise(rng, n_frames, np.radians(2), knots=9)
+    pitch = np.clip(pitch, np.radians(-5), np.radians(30)) + smooth_noise(rng, n_frames, np.radians(3))
+    roll = smooth_noise(rng, n_frames, np.radians(2), knots=9)
     rots = np.stack([look_rotation(a, b, c) for a, b, c in zip(yaw, pitch, roll)])
     return centres, rots
 
@@ -104,11 +105,11 @@ def weather(rng: np.random.Generator) -> Lighting:
     )
 
 
-def _vans(rng: np.random.Generator) -> list[Quad]:
-    """Parked vans (coloured boxes) for one sequence."""
+def _vans(rng: np.random.Generator, area: tuple) -> list[Quad]:
+    """Parked vans (coloured boxes) in ``area`` (x0, x1, y0, y1) for one sequence."""
     quads = []
     for _ in range(int(rng.integers(1, 4))):
-        x, y = rng.uniform([-30.0, -20.0], [30.0, 9.0])
+        x, y = rng.uniform([area[0], area[2]], [area[1], area[3]])
         length, width = 4.5, 1.9
         if rng.random() < 0.5:
             length, width = width, length
@@ -155,13 +156,27 @@ def render_sequence(
     """Render walk number ``index`` of a stream ("train", "test", "sample") for ``seed``."""
     rng = np.random.default_rng([int(seed), STREAMS[stream], int(index)])
     centres, rots = walk(rng, n_frames, look_back=index % LOOK_BACK_EVERY == LOOK_BACK_EVERY - 1)
-    light = weather(rng)
-    vans, people = _vans(rng), _people(rng, centres)
+    return render_walk(name, centres, rots, weather(rng), rng, size, hfov_deg)
+
+
+def render_walk(
+    name: str,
+    centres: np.ndarray,
+    rots: np.ndarray,
+    light: Lighting,
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    hfov_deg: float,
+    layout: Layout = BUILTIN,
+    van_area: tuple = VAN_AREA,
+) -> Sequence:
+    """Frames of one walk through ``layout`` under one weather, with its own parked vans and pedestrians."""
+    vans, people = _vans(rng, van_area), _people(rng, centres)
     camera = Camera(*size, hfov_deg=hfov_deg)
     images, poses = [], []
     for i, (centre, rot) in enumerate(zip(centres, rots)):
         light.gain = float(np.clip(light.gain + rng.normal(0, 0.02), 0.7, 1.3))
         objects = vans + _billboards(people, i, centre)
-        images.append(render(camera, rot, centre, light, objects, noise=3.0, rng=rng))
+        images.append(render(camera, rot, centre, light, objects, noise=3.0, rng=rng, layout=layout))
         poses.append(np.concatenate([centre, rot_to_quat(rot)]))
     return Sequence(name, images, np.array(poses, np.float64))

@@ -38,6 +38,7 @@ class PoseNet(nn.Module):
         input_size: int = 224,
     ):
         super().__init__()
+        self.input_size = input_size
         self.encoder = create_encoder(backbone, pretrained)
         channels = self.encoder.feature_info.channels()[-1]
         width = channels

@@ -1,9 +1,12 @@
 """Image preprocessing shared by training, evaluation and deployment (numpy and OpenCV only).
 
 As in PoseNet: the shorter side is resized to ``resize`` (256 in the paper),
-then a ``crop`` x ``crop`` window (224) is cut out, at random for training
-and from the centre for testing.  Pixels are normalised with ImageNet
-statistics, the convention of timm backbones.  Training crops also get a
+then a ``crop`` x ``crop`` window (224) is cut out, from the centre for
+testing and, for training, moved at random by at most ``crop_shift`` of its
+side (the paper's crops roam the whole image, which turns the camera without
+turning its label).  Pixels are normalised with ImageNet
+statistics, the convention of timm backbones, or with the statistics the
+encoder's weights were trained with, as the bundle records them.  Training crops also get a
 random exposure, contrast and colour cast (``jitter``), so that the network
 places a camera by what it sees, not by the weather of the walk it was in.
 """
@@ -13,8 +16,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
-STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def pixel_stats(data: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (0..255) the encoder's weights expect, as ``data`` records them; ImageNet's if it does not."""
+    mean, std = data.get("mean", IMAGENET[0]), data.get("std", IMAGENET[1])
+    return np.asarray(mean, np.float32) * 255, np.asarray(std, np.float32) * 255
+
+
+STATS = pixel_stats({})
 
 
 def resize_short(image: np.ndarray, size: int) -> np.ndarray:
@@ -28,24 +39,32 @@ def resize_short(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, target, interpolation=interpolation)
 
 
-def crop(image: np.ndarray, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """A ``size`` x ``size`` window: random when ``rng`` is given, else the centre one."""
+def crop(image: np.ndarray, size: int, rng: np.random.Generator | None = None, shift: float | None = None) -> np.ndarray:
+    """A ``size`` x ``size`` window: the centre one, or with ``rng`` a random one.
+
+    ``shift`` bounds how far (a fraction of ``size``) a random window may move from the centre: a pose
+    label belongs to the centre view, and a window moved sideways by a fifth of the image is a camera
+    turned by a fifth of the field of view with the label of the unturned one.  None: anywhere.
+    """
     h, w = image.shape[:2]
-    if rng is None:
-        top, left = (h - size) // 2, (w - size) // 2
-    else:
-        top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    top, left = (h - size) // 2, (w - size) // 2
+    if rng is not None:
+        reach = max(h, w) if shift is None else int(round(shift * size))
+        top += int(rng.integers(-min(top, reach), min(h - size - top, reach) + 1))
+        left += int(rng.integers(-min(left, reach), min(w - size - left, reach) + 1))
     return image[top : top + size, left : left + size]
 
 
-def to_chw(image: np.ndarray) -> np.ndarray:
-    """An RGB uint8 crop as normalised float32 CHW."""
-    return np.ascontiguousarray(((image.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1))
+def to_chw(image: np.ndarray, stats: tuple[np.ndarray, np.ndarray] = STATS) -> np.ndarray:
+    """An RGB uint8 crop as float32 CHW, normalised by (mean, std) in 0..255."""
+    return np.ascontiguousarray(((image.astype(np.float32) - stats[0]) / stats[1]).transpose(2, 0, 1))
 
 
-def prepare(image: np.ndarray, resize: int, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
+def prepare(
+    image: np.ndarray, resize: int, size: int, rng: np.random.Generator | None = None, stats: tuple = STATS
+) -> np.ndarray:
     """RGB uint8 image of any size -> network input (3, size, size)."""
-    return to_chw(crop(resize_short(image, resize), size, rng))
+    return to_chw(crop(resize_short(image, resize), size, rng), stats)
 
 
 def jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:

@@ -173,10 +173,10 @@ def facade_texture(
     return np.clip(texture, 0, 255).astype(np.uint8)
 
 
-def ground_texture() -> np.ndarray:
-    """A paving tile (brick photo, two tints in a checker) that repeats every GROUND_TILE_M metres."""
-    brick = cv2.resize(_photo("brick"), (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32)
-    gravel = cv2.resize(_photo("gravel"), (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32)
+def ground_texture(first: str = "brick", second: str = "gravel") -> np.ndarray:
+    """A paving tile (two photos, tinted, in a checker) that repeats every GROUND_TILE_M metres."""
+    brick = cv2.resize(_photo(first), (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32)
+    gravel = cv2.resize(_photo(second), (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32)
     tile = np.zeros((256, 256, 3), np.float32)
     tile[:128, :128] = brick * [1.0, 0.85, 0.75]
     tile[128:, 128:] = brick * [0.9, 0.9, 0.95]
@@ -206,7 +206,20 @@ def person_texture(rng: np.random.Generator) -> np.ndarray:
 
 
 # -- geometry of the landmark ------------------------------------------------
-#: Buildings as (x0, x1, y0, y1, height, wall photo, colour, floors, posters for S/E/N/W faces).
+@dataclass(frozen=True)
+class Layout:
+    """A site: buildings (x0, x1, y0, y1, height, wall photo, colour, floors, posters for S/E/N/W faces),
+    posts (x, y), where cameras walk (x0, x1, y0, y1), a lawn, the seed of the facade details
+    and the two photos of the paving.  Frozen and made of tuples, so a built site can be cached by it."""
+
+    buildings: tuple
+    posts: tuple
+    walk_area: tuple
+    lawn: tuple
+    texture_seed: int
+    paving: tuple = ("brick", "gravel")
+
+
 BUILDINGS = (
     (-12.0, 12.0, 18.0, 30.0, 14.0, "brick", (200, 180, 150), 3, ("astronaut", None, None, "coffee")),
     (-3.0, 3.0, 14.0, 18.0, 22.0, "gravel", (190, 185, 175), 5, ("rocket", "chelsea", None, "camera")),
@@ -220,6 +233,8 @@ POSTS = ((-14.0, 9.0), (-4.0, 9.5), (8.0, 9.0), (16.0, 7.0), (-20.0, -18.0), (6.
 WALK_AREA = (-26.0, 26.0, -16.0, 6.0)
 #: A lawn in the square: x0, x1, y0, y1.
 LAWN = (-10.0, 4.0, -8.0, -2.0)
+#: The built-in landmark every preset renders.
+BUILTIN = Layout(BUILDINGS, POSTS, WALK_AREA, LAWN, 20150101)
 
 
 def box_faces(x0, x1, y0, y1, height, textures) -> list[Quad]:
@@ -232,13 +247,18 @@ def box_faces(x0, x1, y0, y1, height, textures) -> list[Quad]:
     return [south, east, north, west]
 
 
-@functools.lru_cache(maxsize=1)
-def landmark() -> tuple[Quad, ...]:
-    """The static scene: ground, lawn, buildings and posts (built once, the same for every seed)."""
-    rng = np.random.default_rng(20150101)
-    paving = pyramid(ground_texture())
+def _site_radius(layout: Layout) -> float:
+    return max(max(abs(v) for b in layout.buildings for v in b[:4]), max(abs(v) for v in layout.walk_area))
+
+
+@functools.lru_cache(maxsize=2)
+def landmark(layout: Layout = BUILTIN) -> tuple[Quad, ...]:
+    """The static scene: ground, lawn, buildings and posts (built once per layout, the same for every seed)."""
+    rng = np.random.default_rng(layout.texture_seed)
+    paving = pyramid(ground_texture(*layout.paving))
     cell = 30.0  # the ground is a grid of quads so that each picks the mip level its distance needs
-    near, far = 90.0, 400.0
+    near = float(cell * np.ceil(max(90.0, 1.5 * _site_radius(layout)) / cell))  # 90 m for the built-in site
+    far = near * 400.0 / 90.0
     cells = [(x, y, cell, cell) for x in np.arange(-near, near, cell) for y in np.arange(-near, near, cell)]
     cells += [
         (-far, near, 2 * far, far - near),
@@ -257,31 +277,32 @@ def landmark() -> tuple[Quad, ...]:
         )
         for x, y, w, h in cells
     ]
+    lx0, lx1, ly0, ly1 = layout.lawn
     quads += [
         Quad(
-            np.array([LAWN[0], LAWN[3], 0.02]),
-            np.array([LAWN[1] - LAWN[0], 0, 0]),
-            np.array([0, LAWN[2] - LAWN[3], 0]),
+            np.array([lx0, ly1, 0.02]),
+            np.array([lx1 - lx0, 0, 0]),
+            np.array([0, ly0 - ly1, 0]),
             pyramid(lawn_texture()),
-            repeat=((LAWN[1] - LAWN[0]) / 4, (LAWN[3] - LAWN[2]) / 4),
+            repeat=((lx1 - lx0) / 4, (ly1 - ly0) / 4),
             kind="ground",
         ),
     ]
-    for x0, x1, y0, y1, height, wall, colour, floors, posters in BUILDINGS:
+    for x0, x1, y0, y1, height, wall, colour, floors, posters in layout.buildings:
         widths = (x1 - x0, y1 - y0, x1 - x0, y1 - y0)
         textures = [
             pyramid(facade_texture(rng, wid, height, wall, colour, floors, poster)) for wid, poster in zip(widths, posters)
         ]
         quads += box_faces(x0, x1, y0, y1, height, textures)
     post = pyramid(np.full((64, 8, 3), (45, 45, 50), np.uint8))
-    for x, y in POSTS:
+    for x, y in layout.posts:
         quads += box_faces(x - 0.15, x + 0.15, y - 0.15, y + 0.15, 4.5, [post] * 4)
     return tuple(quads)
 
 
-def footprints() -> list[list[list[float]]]:
+def footprints(layout: Layout = BUILTIN) -> list[list[list[float]]]:
     """Building outlines (x, y) for the top-down map."""
-    return [[[x0, y0], [x1, y0], [x1, y1], [x0, y1]] for x0, x1, y0, y1, *_ in BUILDINGS]
+    return [[[x0, y0], [x1, y0], [x1, y1], [x0, y1]] for x0, x1, y0, y1, *_ in layout.buildings]
 
 
 # -- rendering ----------------------------------------------------------------
@@ -405,13 +426,14 @@ def render(
     objects: list[Quad] = (),
     noise: float = 0.0,
     rng: np.random.Generator | None = None,
+    layout: Layout = BUILTIN,
 ) -> np.ndarray:
-    """The RGB uint8 view of the landmark (plus extra ``objects``) from a camera at ``centre`` with rotation ``rot``."""
+    """The RGB uint8 view of a site (plus extra ``objects``) from a camera at ``centre`` with rotation ``rot``."""
     light = light or Lighting()
     centre = np.asarray(centre, np.float64)
     canvas = _sky(camera, rot, light)
     zbuf = np.zeros((camera.height, camera.width))
-    for quad in (*landmark(), *objects):
+    for quad in (*landmark(layout), *objects):
         _draw_quad(canvas, zbuf, quad, camera, rot, centre, light)
     canvas *= light.gain * np.asarray(light.tint, np.float32)
     if noise > 0:

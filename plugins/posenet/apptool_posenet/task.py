@@ -20,7 +20,7 @@ from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file
 from apptool_posenet.geometry import canonical
 from apptool_posenet.mapview import draw_map, heading, to_map
 from apptool_posenet.metrics import nearest_neighbours, pose_metrics
-from apptool_posenet.preprocess import prepare
+from apptool_posenet.preprocess import pixel_stats, prepare
 
 LOSSES = ("learned", "beta")
 BATCH = 32
@@ -31,7 +31,8 @@ TRUE = (30, 150, 60)
 
 def _batch(images: list[np.ndarray], config: dict[str, Any]) -> np.ndarray:
     data = config["data"]
-    return np.stack([prepare(im, int(data["resize"]), int(data["crop"])) for im in images])
+    stats = pixel_stats(data)
+    return np.stack([prepare(im, int(data["resize"]), int(data["crop"]), stats=stats) for im in images])
 
 
 def infer(runner, images: list[np.ndarray], config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -78,8 +79,7 @@ class PoseNetTask(Task):
             "model": {"hidden": 64},
             "data": {
                 "render_size": [86, 64],
-                "resize": 64,
-                "crop": 56,
+                "max_resize": 64,
                 "train_sequences": 2,
                 "test_sequences": 1,
                 "frames_per_sequence": 10,
@@ -90,8 +90,7 @@ class PoseNetTask(Task):
             "model": {"hidden": 256},
             "data": {
                 "render_size": [86, 64],
-                "resize": 64,
-                "crop": 56,
+                "max_resize": 64,
                 "train_sequences": 384,
                 "test_sequences": 16,
                 "frames_per_sequence": 12,
@@ -118,8 +117,10 @@ class PoseNetTask(Task):
             "data": {
                 "render_size": [341, 256],
                 "hfov_deg": 60.0,
-                "resize": 256,
-                "crop": 224,
+                "resize": 0,  # 0: the images' shorter side, capped at max_resize (256, the paper's)
+                "crop": 0,  # 0: 7/8 of resize (the paper's 224 of 256)
+                "max_resize": 256,
+                "crop_shift": 1.0,  # how far a training crop may leave the centre, a fraction of its side
                 "train_sequences": 384,
                 "test_sequences": 32,
                 "frames_per_sequence": 12,
@@ -138,9 +139,10 @@ class PoseNetTask(Task):
 
     # -- torch side --------------------------------------------------------
     def build_model(self, config: dict[str, Any]):
+        from apptool_posenet.data import input_size, rendered_short_side
         from apptool_posenet.model import PoseNet
 
-        m = config["model"]
+        m, data = config["model"], config["data"]
         if m["loss"] not in LOSSES:
             raise ConfigError(f"model.loss = {m['loss']!r}; expected one of {', '.join(LOSSES)}")
         model = PoseNet(
@@ -151,7 +153,7 @@ class PoseNetTask(Task):
             float(m["sx_init"]),
             float(m["sq_init"]),
             int(m.get("layout_channels", 0)),
-            int(config["data"]["crop"]),
+            input_size(data, rendered_short_side(data))[1],  # the data's, once training has fixed it
         )
         model.loss_kind, model.beta = m["loss"], float(m["beta"])
         return model
@@ -159,9 +161,6 @@ class PoseNetTask(Task):
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
         from apptool_posenet.data import load_splits
 
-        data = config["data"]
-        if int(data["crop"]) > int(data["resize"]):
-            raise ConfigError(f"data.crop {data['crop']} is larger than data.resize {data['resize']}")
         if data_dir is None and config.get("scene", {}).get("source") == "cambridge":  # a bundle trained on --data
             recorded = Path(str(config.get("data_source")))
             if not recorded.is_dir():
@@ -182,7 +181,7 @@ class PoseNetTask(Task):
         return pose_loss(xyz, quat, target, log_vars, net.loss_kind, net.beta)
 
     def graphs(self, model, config: dict[str, Any]) -> list[Graph]:
-        size = int(config["data"]["crop"])
+        size = model.input_size
         rng = np.random.default_rng(0)
         examples = [{"image": rng.standard_normal((n, 3, size, size)).astype(np.float32)} for n in (1, 3)]
         axes = {name: {0: "batch"} for name in ("image", "xyz", "quat", "feat")}

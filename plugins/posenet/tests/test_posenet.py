@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 from apptool_posenet.cambridge import read_pose_file
@@ -134,7 +135,7 @@ def test_cambridge_reader_accepts_the_real_files_quirks(tmp_path):
         ("seq1/frame00001.png 1 2 3 1 inf 0 0", "quaternion P = inf is not a finite number"),
         ("seq1/frame00001.png 1 2 3 1e200 1e200 0 0", "quaternion W P Q R has norm 1.41421e+200"),
         ("seq1/frame00001.png 1 2 3 1e-200 0 0 0", "quaternion W P Q R has norm 1e-200"),
-        ("../outside.png 1 2 3 1 0 0 0", "escapes the data folder"),
+        ("../outside.png 1 2 3 1 0 0 0", "the data folder"),
         ("/etc/passwd 1 2 3 1 0 0 0", "absolute"),
         ("seq1/missing.png 1 2 3 1 0 0 0", "not found"),
     ],
@@ -255,3 +256,33 @@ def test_train_and_eval_on_a_cambridge_folder(task, tmp_path):
     done = runner.invoke(app, ["eval", str(bundle), "--data", str(data), "--json"])
     assert isinstance(done.exception, DataError)  # the CLI's main() prints it as one line, exit code 2
     assert "dataset_train.txt:7: field Z is not a number: 'oops'" in str(done.exception)
+
+
+# -- a foreign site and input settings derived from the data ---------------------------------
+def test_courtyard_writes_a_cambridge_folder_of_a_site_unlike_the_builtin_one(tmp_path):
+    from apptool_posenet.courtyard import CourtyardSettings, courtyard_layout, write_courtyard
+    from apptool_posenet.scene import BUILTIN
+
+    settings = CourtyardSettings(seed=3, yard_m=(40.0, 30.0), image_size=(64, 36), train_walks=2, test_walks=1, frames_per_walk=4)
+    layout = courtyard_layout(settings)
+    assert layout != BUILTIN and layout == courtyard_layout(settings)  # seeded
+    write_courtyard(tmp_path, settings)
+    train, test = read_pose_file(tmp_path, "dataset_train.txt"), read_pose_file(tmp_path, "dataset_test.txt")
+    assert len(train.paths) == 8 and len(test.paths) == 4
+    assert {p.parent.name for p in test.paths} == {"seq3"}  # test walks are walks of their own
+    x0, x1, y0, y1 = layout.walk_area
+    xyz = np.concatenate([train.poses, test.poses])[:, :3]
+    assert np.all((xyz[:, 0] >= x0) & (xyz[:, 0] <= x1) & (xyz[:, 1] >= y0) & (xyz[:, 1] <= y1))
+    assert cv2.imread(str(test.paths[0])).shape == (36, 64, 3)
+
+
+def test_input_size_and_pixel_statistics_follow_the_images_and_the_weights(task):
+    from apptool_posenet.data import input_settings
+
+    config = task.config("full")
+    data = input_settings(config, 126)  # 224x126 frames: no upsampling to 256
+    assert (data["resize"], data["crop"]) == (126, 110) and len(data["mean"]) == 3
+    assert (input_settings(config, 1080)["resize"], input_settings(config, 1080)["crop"]) == (256, 224)  # the paper's
+    assert input_settings(task.config("full", {"data": {"resize": 100, "crop": 90}}), 126)["crop"] == 90
+    with pytest.raises(DataError, match="shorter side 20 px"):
+        input_settings(config, 20)

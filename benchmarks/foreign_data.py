@@ -1,0 +1,116 @@
+"""Defaults on data nobody tuned them for: render a data set in a task's public layout with settings its
+generator never defaults to, train with the preset as a user would (`apptool train TASK --data DIR`),
+and print the model beside its classical baseline, measured on the same split in the same run.
+
+Each task brings a renderer (a folder in its public layout, from a seed) and the pairs of
+(model metric, baseline metric) that its ``apptool eval --json`` reports.
+
+Run from the repository root (2 CPU cores: the quick preset takes minutes, ``full`` much longer)::
+
+    python benchmarks/foreign_data.py                       # posenet, default preset (quick), seed 0
+    python benchmarks/foreign_data.py --preset full --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+
+def render_posenet(folder: Path, seed: int) -> str:
+    """A courtyard the built-in scene is not: its size, facades, paving, 16:9 frames, dusk, six long walks."""
+    from apptool_posenet.courtyard import CourtyardSettings, write_courtyard
+
+    settings = CourtyardSettings(seed=seed)
+    write_courtyard(folder, settings)
+    frames = settings.frames_per_walk
+    return (
+        f"courtyard seed {seed}, yard {settings.yard_m[0]:g} m x {settings.yard_m[1]:g} m, "
+        f"{settings.image_size[0]}x{settings.image_size[1]} px, {settings.train_walks} training walks / "
+        f"{settings.test_walks} test walks of {frames} frames"
+    )
+
+
+#: task -> (renderer, [(label, model metric, baseline metric)], name of the baseline)
+TASKS = {
+    "posenet": (
+        render_posenet,
+        [
+            ("median position error (m)", "median_pos_err_m", "nn_median_pos_err_m"),
+            ("median orientation error (deg)", "median_rot_err_deg", "nn_median_rot_err_deg"),
+        ],
+        "nearest neighbour by the same encoder's features",
+    ),
+}
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of finished child processes: a cost a busy machine does not inflate."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def apptool(*args: str) -> str:
+    """Run the CLI as a user would; its output, or exit with its one-line error."""
+    done = subprocess.run([sys.executable, "-m", "apptool", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"apptool {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="posenet", choices=sorted(TASKS))
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the rendered data (training keeps its own default)")
+    parser.add_argument("--work", type=Path, help="keep the data and bundle here (default: a temporary folder)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override for the ablations")
+    args = parser.parse_args()
+    render, pairs, baseline = TASKS[args.task]
+    with tempfile.TemporaryDirectory() as scratch:
+        work = args.work or Path(scratch)
+        variant = zlib.crc32(" ".join(args.overrides).encode())  # ablations of one preset get bundles of their own
+        data, bundle = work / f"{args.task}-data-{args.seed}", work / f"{args.task}-{args.preset}-{variant:08x}"
+        started = time.perf_counter()
+        if (data / ".rendered").is_file():
+            described = (data / ".rendered").read_text()
+        else:
+            described = render(data, args.seed)
+            (data / ".rendered").write_text(described)
+        rendered = time.perf_counter() - started
+        started, cpu = time.perf_counter(), children_cpu_seconds()
+        sets = [f"--set={item}" for item in args.overrides]
+        apptool("train", args.task, "--data", str(data), "--preset", args.preset, "--out", str(bundle), "--quiet", *sets)
+        trained, trained_cpu = time.perf_counter() - started, children_cpu_seconds() - cpu
+        output = apptool("eval", str(bundle), "--data", str(data), "--json")
+        metrics = json.loads(output[output.index("{") :])
+    import torch
+
+    print(f"{args.task} on {described}")
+    print(
+        f"preset {args.preset}{' ' + ' '.join(args.overrides) if args.overrides else ''}; rendering {rendered:.0f} s, "
+        f"training {trained:.0f} s wall, {trained_cpu:.0f} CPU-seconds, {torch.get_num_threads()} threads "
+        "(wall time on a shared machine is noisy; CPU-seconds are not)"
+    )
+    print(f"{'':34} {'model':>10} {'baseline':>10} {'model / baseline':>17}")
+    for label, model_key, base_key in pairs:
+        model, base = float(metrics[model_key]), float(metrics[base_key])
+        print(f"{label:34} {model:10.3f} {base:10.3f} {model / base if base else float('nan'):17.2f}")
+    print(f"baseline: {baseline}")
+    for key in ("scene_extent_m", "scene_size_m", "test_samples"):
+        if key in metrics:
+            print(f"{key}: {metrics[key]}")
+    if "scene_size_m" in metrics:  # the issue's yardstick: median position error as a share of the scene's largest side
+        share = float(metrics["median_pos_err_m"]) / max(metrics["scene_size_m"])
+        print(f"median position error = {100 * share:.1f} % of the largest side of the camera positions' extent")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""A site PoseNet's defaults were never designed around, written in the Cambridge Landmarks layout.
+
+The built-in landmark is one square, walked in hundreds of short walks at
+noon light.  A courtyard here is generated from a seed: a ring of buildings
+of random widths, depths and heights around a yard of any size, other wall
+materials and paving, trees, a few long walks that wander through the yard
+(as the Cambridge sequences do) with the photographer looking at whichever
+facade is ahead, at dusk, through another lens and image shape.  It exists so
+that ``benchmarks/foreign_data.py`` can check the defaults on data nobody
+tuned them for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from apptool_posenet.cambridge import write_split
+from apptool_posenet.generator import catmull_rom, render_walk, smooth_noise
+from apptool_posenet.geometry import look_rotation
+from apptool_posenet.scene import SIGN_PHOTOS, Layout, Lighting
+
+WALLS = ("coins", "moon", "camera", "page", "horse", "cell")  # not the built-in brick and gravel
+MARGIN_M = 4.0  # walks keep this far from the walls
+
+
+@dataclass(frozen=True)
+class CourtyardSettings:
+    """What to render: the yard (width, depth in metres), the camera and the walks."""
+
+    seed: int = 0
+    yard_m: tuple[float, float] = (90.0, 55.0)
+    image_size: tuple[int, int] = (224, 126)  # 16:9, as Cambridge Landmarks' video frames
+    hfov_deg: float = 50.0
+    train_walks: int = 6
+    test_walks: int = 2
+    frames_per_walk: int = 200
+    step_m: float = 0.45
+
+
+def courtyard_layout(settings: CourtyardSettings) -> Layout:
+    """Buildings around the yard (alleys between some), trees in it and a lawn, all drawn from ``settings.seed``."""
+    rng = np.random.default_rng([int(settings.seed), 11])
+    half_w, half_d = settings.yard_m[0] / 2, settings.yard_m[1] / 2
+    buildings = []
+
+    def row(start: float, end: float, place) -> None:
+        x = start
+        while x < end - 1.0:
+            width = min(float(rng.uniform(10.0, 30.0)), end - x)
+            depth, height = float(rng.uniform(8.0, 16.0)), float(rng.uniform(6.0, 26.0))
+            posters = tuple(SIGN_PHOTOS[int(rng.integers(len(SIGN_PHOTOS)))] if rng.random() < 0.3 else None for _ in range(4))
+            colour = tuple(float(c) for c in rng.uniform(70, 230, 3))
+            floors = max(2, int(height // 3.5))
+            buildings.append((*place(x, x + width, depth), height, WALLS[int(rng.integers(len(WALLS)))], colour, floors, posters))
+            x += width + (float(rng.uniform(2.0, 5.0)) if rng.random() < 0.3 else 0.0)  # an alley now and then
+
+    row(-half_w, half_w, lambda a, b, d: (a, b, -half_d - d, -half_d))  # south
+    row(-half_w, half_w, lambda a, b, d: (a, b, half_d, half_d + d))  # north
+    row(-half_d, half_d, lambda a, b, d: (-half_w - d, -half_w, a, b))  # west
+    row(-half_d, half_d, lambda a, b, d: (half_w, half_w + d, a, b))  # east
+    trees = tuple((float(x), float(y)) for x, y in rng.uniform([-half_w + 6, -half_d + 6], [half_w - 6, half_d - 6], (8, 2)))
+    lawn_w, lawn_d = settings.yard_m[0] * rng.uniform(0.15, 0.3), settings.yard_m[1] * rng.uniform(0.15, 0.3)
+    cx, cy = rng.uniform(-0.2, 0.2, 2) * settings.yard_m
+    walk = (-half_w + MARGIN_M, half_w - MARGIN_M, -half_d + MARGIN_M, half_d - MARGIN_M)
+    lawn = (float(cx - lawn_w / 2), float(cx + lawn_w / 2), float(cy - lawn_d / 2), float(cy + lawn_d / 2))
+    return Layout(tuple(buildings), trees, walk, lawn, int(rng.integers(2**31)), paving=("gravel", "grass"))
+
+
+def dusk(rng: np.random.Generator) -> Lighting:
+    """Low sun, warm cast, dim ambient light: lighting the built-in generator never draws."""
+    azimuth, elevation = rng.uniform(0, 2 * np.pi), rng.uniform(np.radians(3), np.radians(20))
+    sun = np.array([np.cos(elevation) * np.sin(azimuth), np.cos(elevation) * np.cos(azimuth), np.sin(elevation)])
+    return Lighting(
+        sun=sun,
+        sun_strength=float(rng.uniform(0.3, 0.7)),
+        ambient=float(rng.uniform(0.25, 0.45)),
+        tint=np.array([1.15, 0.97, 0.8]) * rng.uniform(0.9, 1.1, 3),
+        horizon=np.array([240.0, 170.0, 120.0]) * rng.uniform(0.7, 1.0),
+        zenith=np.array([60.0, 70.0, 120.0]) * rng.uniform(0.6, 1.0),
+        gain=float(rng.uniform(0.8, 1.1)),
+    )
+
+
+def long_walk(rng: np.random.Generator, layout: Layout, n_frames: int, step_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Camera centres and rotations of a long wander through the yard, the gaze drifting between facade points."""
+    x0, x1, y0, y1 = layout.walk_area
+    controls = rng.uniform([x0, y0], [x1, y1], size=(int(np.ceil(n_frames * step_m / 15.0)) + 2, 2))
+    curve = catmull_rom(controls)
+    curve[:, 0], curve[:, 1] = np.clip(curve[:, 0], x0, x1), np.clip(curve[:, 1], y0, y1)
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
+    s = np.linspace(0, min(arc[-1], step_m * (n_frames - 1)), n_frames)
+    xy = np.stack([np.interp(s, arc, curve[:, 0]), np.interp(s, arc, curve[:, 1])], axis=1)
+    height = rng.uniform(1.45, 1.8)
+    centres = np.column_stack([xy, height + 0.03 * np.sin(s / step_m * np.pi)])
+    # gaze: points on the walls around the yard, one every ~40 frames, the view panning between them
+    knots = max(2, n_frames // 40 + 1)
+    side = rng.integers(0, 4, knots)
+    along = rng.uniform(0, 1, knots)
+    m = MARGIN_M
+    wall_x = np.where(side < 2, x0 - m + along * (x1 - x0 + 2 * m), np.where(side == 2, x0 - m, x1 + m))
+    wall_y = np.where(side >= 2, y0 - m + along * (y1 - y0 + 2 * m), np.where(side == 0, y0 - m, y1 + m))
+    t = np.linspace(0, 1, n_frames)
+    grid = np.linspace(0, 1, knots)
+    target = np.column_stack(
+        [np.interp(t, grid, wall_x), np.interp(t, grid, wall_y), np.interp(t, grid, rng.uniform(2, 10, knots))]
+    )
+    delta = target - centres
+    yaw = np.arctan2(delta[:, 0], delta[:, 1]) + smooth_noise(rng, n_frames, np.radians(8), knots=knots)
+    pitch = np.arctan2(delta[:, 2], np.linalg.norm(delta[:, :2], axis=1)) + smooth_noise(rng, n_frames, np.radians(3))
+    roll = smooth_noise(rng, n_frames, np.radians(3), knots=9)
+    return centres, np.stack([look_rotation(a, b, c) for a, b, c in zip(yaw, np.clip(pitch, -0.1, 0.6), roll)])
+
+
+def write_courtyard(folder: Path, settings: CourtyardSettings) -> Path:
+    """Render the walks and write them as a Cambridge Landmarks folder (test walks numbered after the training ones)."""
+    layout = courtyard_layout(settings)
+    walks = {
+        "train": range(settings.train_walks),
+        "test": range(settings.train_walks, settings.train_walks + settings.test_walks),
+    }
+    for split, numbers in walks.items():
+        names, images, poses = [], [], []
+        for number in numbers:
+            rng = np.random.default_rng([int(settings.seed), 12, number])
+            centres, rots = long_walk(rng, layout, settings.frames_per_walk, settings.step_m)
+            seq = render_walk(
+                f"seq{number + 1}",
+                centres,
+                rots,
+                dusk(rng),
+                rng,
+                settings.image_size,
+                settings.hfov_deg,
+                layout,
+                layout.walk_area,
+            )
+            names += [f"seq{number + 1}/frame{j + 1:05d}.png" for j in range(len(seq.images))]
+            images += seq.images
+            poses.append(seq.poses)
+        write_split(Path(folder), split, names, images, np.concatenate(poses), scene=f"apptool courtyard, seed {settings.seed}")
+    return Path(folder)
