@@ -246,10 +246,13 @@ def _number(value: str | None) -> str:
 def progress_markdown(job: Job, total_epochs: int, title: str) -> str:
     """What a pending tab shows: queued, the current epoch and losses, or why training failed."""
     command = f"`apptool train {job.task} --preset {job.preset} --out {job.target} --resume`"
+    until = (
+        "Until then the tab runs the model it has." if job.replaces is not None else "This tab becomes usable when it is done."
+    )
     if job.state == QUEUED:
         return (
-            f"**{title}** has no trained model yet. It is queued for training in the background "
-            f"(`{job.preset}` preset, one model at a time); this tab becomes usable when it is done."
+            f"**{title}** {'runs a seconds-long model; a better one' if job.replaces else 'has no trained model yet. It'} "
+            f"is queued for training in the background (`{job.preset}` preset, one model at a time). {until}"
         )
     if job.state == FAILED:
         return (
@@ -263,7 +266,7 @@ def progress_markdown(job: Job, total_epochs: int, title: str) -> str:
     if not history:
         return (
             f"**Training {title}** in the background (`{job.preset}` preset, {total_epochs} epochs): "
-            f"preparing data and the first epoch… ({elapsed} s so far). This tab becomes usable when it is done."
+            f"preparing data and the first epoch… ({elapsed} s so far). {until}"
         )
     last = history[-1]
     if str(last.get("epoch")) == str(total_epochs):
@@ -274,6 +277,5 @@ def progress_markdown(job: Job, total_epochs: int, title: str) -> str:
     return (
         f"**Training {title}** in the background (`{job.preset}` preset): epoch {last.get('epoch')} / "
         f"{total_epochs} · train loss {_number(last.get('train_loss'))} · validation loss "
-        f"{_number(last.get('val_loss'))} · {_number(last.get('seconds'))} s per epoch ({elapsed} s so far). "
-        "This tab becomes usable when it is done."
+        f"{_number(last.get('val_loss'))} · {_number(last.get('seconds'))} s per epoch ({elapsed} s so far). {until}"
     )

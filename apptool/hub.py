@@ -2,7 +2,9 @@
 
 It comes up at once.  A task whose bundle is missing gets a tab that shows its
 background training (polled with ``gr.Timer``) and turns into the task's own
-demo through ``gr.render`` once the bundle is ready, without a page reload.
+demo through ``gr.render`` once the bundle is ready, without a page reload; when
+the background trainer later replaces a tiny model by the preset's, the tab
+re-renders on the new bundle the same way.
 Model calls share one queue concurrency id; the queue is bounded (a full queue
 answers "busy", it does not pile up requests in memory), request bodies, files
 per upload and uploads are capped (:mod:`apptool.limits`), outputs and gradio's
@@ -52,6 +54,7 @@ class Models:
     def __init__(self, bundles: Path, tasks: dict[str, Task], trainer: BackgroundTrainer | None = None):
         self.bundles, self.tasks, self.trainer = Path(bundles), tasks, trainer
         self._contexts: dict[str, DemoContext] = {}
+        self._generations: dict[str, int] = {}  # the trainer's generation of each loaded bundle
         self._errors: dict[str, str] = {}
         self._lock = threading.Lock()
         self._work_dir = Path(tempfile.mkdtemp(prefix="apptool-hub-"))
@@ -61,7 +64,10 @@ class Models:
         """The task's demo context, or None (``pending_markdown`` says why) while it has no usable bundle."""
         if self.trainer is not None and self.trainer.busy(name):
             return None
+        generation = self.trainer.generation(name) if self.trainer is not None else 0
         with self._lock:
+            if self._generations.get(name, generation) != generation:  # replaced on disk: requests in flight keep the old one
+                self._contexts.pop(name, None)
             if name not in self._contexts:
                 try:
                     predictor = Predictor(bundle_path(self.bundles, name), task=self.tasks[name])
@@ -75,25 +81,37 @@ class Models:
                 work_dir = self._work_dir / name
                 work_dir.mkdir(parents=True, exist_ok=True)
                 self._contexts[name] = DemoContext(predictor, work_dir=work_dir)
+                self._generations[name] = generation
                 self._errors.pop(name, None)
             return self._contexts[name]
 
     def ready(self, name: str) -> bool:
         return self.context(name) is not None
 
+    def version(self, name: str) -> int:
+        """What the tab shows: -1 while it has no model, else the generation of the bundle it runs."""
+        return -1 if self.context(name) is None else self._generations[name]
+
+    def settled(self, name: str) -> bool:
+        """True once no training will change this tab's model."""
+        job = self.job(name)
+        return self.ready(name) and (job is None or job.state in ("done", "failed"))
+
     def waiting(self) -> bool:
-        """True while some tab has no usable model yet."""
-        return not all(self.ready(name) for name in self.tasks)
+        """True while some tab has no usable model yet, or a better one is on its way."""
+        return not all(self.settled(name) for name in self.tasks)
 
     def job(self, name: str):
-        return self.trainer.jobs.get(name) if self.trainer is not None else None
+        return self.trainer.current(name) if self.trainer is not None else None
 
     def pending_markdown(self, name: str) -> str:
         task = self.tasks[name]
         title = task.title or name
-        if self.ready(name):
-            return f"**{title}**: the model is trained and loaded."
         job = self.job(name)
+        if self.ready(name):
+            if job is not None and job.replaces is not None and job.state in ("queued", "training"):
+                return progress_markdown(job, int(task.config(job.preset)["train"]["epochs"]), title)
+            return f"**{title}**: the model is trained and loaded."
         if job is not None and job.state != "done":
             return progress_markdown(job, int(task.config(job.preset)["train"]["epochs"]), title)
         target = bundle_path(self.bundles, name)
@@ -155,25 +173,27 @@ def _task_demo(task: Task, ctx: DemoContext) -> None:
     readable_inputs(column)
 
 
-def _pending_tab(hub, name: str, task: Task, models: Models) -> None:
-    """A tab without a model yet: progress text polled by a timer, then the task's demo rendered in place."""
+def _live_tab(hub, name: str, task: Task, models: Models) -> None:
+    """A tab whose model is training: progress text polled by a timer, and the task's demo rendered in place
+    whenever a bundle becomes usable or replaces the one it ran."""
     import gradio as gr
 
     status = gr.Markdown(models.pending_markdown(name))
-    ready = gr.State(False)
+    version = gr.State(-2)
     timer = gr.Timer(POLL_SECONDS)
 
     def poll():
-        usable = models.ready(name)
-        return models.pending_markdown(name), usable, gr.Timer(active=not usable)
+        return models.pending_markdown(name), models.version(name), gr.Timer(active=not models.settled(name))
 
     # queued (without a concurrency limit): the page reacts to a State change only after a queued event
     for trigger in (timer.tick, hub.load):
-        trigger(poll, None, [status, ready, timer], show_progress="hidden", concurrency_limit=None, api_visibility="undocumented")
+        trigger(
+            poll, None, [status, version, timer], show_progress="hidden", concurrency_limit=None, api_visibility="undocumented"
+        )
 
-    @gr.render(inputs=ready, triggers=[ready.change])
-    def body(usable):
-        ctx = models.context(name) if usable else None
+    @gr.render(inputs=version, triggers=[version.change])
+    def body(shown):
+        ctx = models.context(name) if shown >= 0 else None
         if ctx is not None:
             _task_demo(task, ctx)
 
@@ -194,10 +214,10 @@ def build_hub(
         for name, task in selected.items():
             with gr.Tab(task.title or name, id=name):
                 ctx = models.context(name)
-                if ctx is not None:
+                if ctx is not None and models.settled(name):
                     _task_demo(task, ctx)
                 else:
-                    _pending_tab(hub, name, task, models)
+                    _live_tab(hub, name, task, models)
         header_timer = gr.Timer(POLL_SECONDS, active=models.waiting())
 
         def refresh():

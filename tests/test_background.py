@@ -82,3 +82,32 @@ def test_one_preset_trains_once(tmp_path):
     assert not trainer.upgrades
     wait_idle(trainer)
     assert trainer.jobs["a"].state == DONE and preset_of(tmp_path / "a") == "tiny"
+
+
+def test_the_hub_swaps_to_the_upgraded_bundle_and_keeps_the_old_one_for_requests_in_flight(
+    scaffold_task, scaffold_bundle, tmp_path
+):
+    import shutil
+
+    from apptool.background import promote
+    from apptool.hub import Models
+
+    name = scaffold_task.name
+    bundles = tmp_path / "bundles"
+    shutil.copytree(scaffold_bundle, bundles / name)
+    trainer = BackgroundTrainer.for_missing(bundles, [name], "quick")
+    models = Models(bundles, {name: scaffold_task}, trainer)
+    tiny = models.context(name)
+    assert tiny is not None and models.version(name) == 0 and not models.settled(name) and models.waiting()
+    assert "queued" in models.pending_markdown(name) and "runs the model it has" in models.pending_markdown(name)
+
+    upgrade = trainer.upgrades[name]
+    shutil.copytree(scaffold_bundle, upgrade.target)
+    config = json.loads((upgrade.target / "config.json").read_text())
+    (upgrade.target / "config.json").write_text(json.dumps({**config, "preset": "quick"}))
+    promote(upgrade.target, upgrade.replaces)
+    upgrade.state = DONE
+    swapped = models.context(name)
+    assert swapped is not tiny and swapped.config["preset"] == "quick" and tiny.config["preset"] == "tiny"
+    assert models.version(name) == 1 and models.settled(name) and not models.waiting()
+    assert tiny.predictor.predict(scaffold_task.sample_inputs(tiny.config, 1))  # a request already holding it finishes
