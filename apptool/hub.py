@@ -135,6 +135,7 @@ class Models:
                 test = read_metrics(ctx.predictor.bundle_dir).get("test", {})
                 row.update(
                     status="ready",
+                    settled=self.settled(name),
                     provider=ctx.predictor.provider,
                     preset=ctx.config.get("preset"),
                     metrics={k: test[k] for k in task.metrics if isinstance(test.get(k), (int, float))},
