@@ -30,10 +30,10 @@ def bench_bundle(bundle_dir: Path, batch: int = 16, repeats: int = 20) -> dict[s
     from apptool.runtime import OnnxRunner
 
     model, config, task = load_model(bundle_dir)
-    runners = {
-        "torch": TorchRunner(task.graphs(model, config)),
-        "onnxruntime": OnnxRunner(bundle_dir, task.name, config["graphs"]),
-    }
+    onnx_runner = OnnxRunner(bundle_dir, task.name, config["graphs"])
+    # like with like: torch on the GPU when ONNX Runtime got one
+    device = "cuda" if onnx_runner.provider != "CPUExecutionProvider" and torch.cuda.is_available() else "cpu"
+    runners = {"torch": TorchRunner(task.graphs(model, config), device), "onnxruntime": onnx_runner}
     items = task.sample_inputs(config, batch, seed=1234)
     rows = []
     with torch.inference_mode():
@@ -57,6 +57,7 @@ def bench_bundle(bundle_dir: Path, batch: int = 16, repeats: int = 20) -> dict[s
         "task": task.name,
         "bundle": str(bundle_dir),
         "provider": runners["onnxruntime"].provider,
+        "torch_device": device,
         "torch_threads": torch.get_num_threads(),
         "rows": rows,
         "speedup": speedup,

@@ -27,13 +27,17 @@ OPSET = 17
 class TorchRunner:
     """The torch-eager Runner: the same ``run(graph, feeds)`` as ONNX Runtime, over the export modules."""
 
-    def __init__(self, graphs: list[Graph]):
+    def __init__(self, graphs: list[Graph], device: str = "cpu"):
         self.modules = {g.name: g for g in graphs}
+        self.device = torch.device(device)
+        for spec in graphs:
+            spec.module.to(self.device)
 
     @torch.no_grad()
     def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         spec = self.modules[graph]
-        outputs = spec.module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in spec.input_names))
+        inputs = (torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in spec.input_names)
+        outputs = spec.module(*inputs)
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
         return {name: out.detach().cpu().numpy() for name, out in zip(spec.output_names, outputs)}
 
