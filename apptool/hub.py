@@ -56,6 +56,7 @@ class Models:
         self._contexts: dict[str, DemoContext] = {}
         self._generations: dict[str, int] = {}  # the trainer's generation of each loaded bundle
         self._errors: dict[str, str] = {}
+        self._failed: dict[str, tuple] = {}  # the bundle folder as it was when loading it failed
         self._lock = threading.Lock()
         self._work_dir = Path(tempfile.mkdtemp(prefix="apptool-hub-"))
         weakref.finalize(self, shutil.rmtree, self._work_dir, ignore_errors=True)  # at exit, too
@@ -69,14 +70,18 @@ class Models:
             if self._generations.get(name, generation) != generation:  # replaced on disk: requests in flight keep the old one
                 self._contexts.pop(name, None)
             if name not in self._contexts:
+                folder = _folder_state(bundle_path(self.bundles, name))
+                if self._failed.get(name) == folder:  # polled every few seconds: retry only once the folder changes
+                    return None
                 try:
                     predictor = Predictor(bundle_path(self.bundles, name), task=self.tasks[name])
                 except AppToolError as exc:
-                    self._errors[name] = str(exc)
+                    self._errors[name], self._failed[name] = str(exc), folder
                     return None
                 except Exception as exc:  # a bundle broken in a way the loader does not foresee stops only its tab
                     log.exception("loading the %s bundle failed", name)
-                    self._errors[name] = f"{bundle_path(self.bundles, name)}: cannot be loaded ({type(exc).__name__}: {exc})"
+                    message = f"{bundle_path(self.bundles, name)}: cannot be loaded ({type(exc).__name__}: {exc})"
+                    self._errors[name], self._failed[name] = message, folder
                     return None
                 work_dir = self._work_dir / name
                 work_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +147,14 @@ class Models:
                 )
             rows.append(row)
         return rows
+
+
+def _folder_state(folder: Path) -> tuple:
+    """The names, sizes and times of a folder's files: what changes when a bundle is written or repaired."""
+    try:
+        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()))
+    except OSError:
+        return ()
 
 
 def header_markdown(rows: list[dict[str, Any]]) -> str:

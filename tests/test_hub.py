@@ -320,9 +320,11 @@ def test_a_broken_bundle_shows_its_error_in_its_tab_and_the_other_tabs_work(
     (bundles / "steering" / "config.json").write_text('{"task": "steering", ')
     (bundles / "gesture").mkdir()
     real = hub_module.Predictor
+    attempts = []
 
     def predictor(path, task=None):  # a failure no loader check foresees: once, invalid ONNX metadata JSON
         if Path(path).name == "gesture":
+            attempts.append(path)
             raise ValueError("Expecting ',' delimiter: line 1 column 9 (char 8)")
         return real(path, task=task)
 
@@ -336,6 +338,12 @@ def test_a_broken_bundle_shows_its_error_in_its_tab_and_the_other_tabs_work(
         assert rows["steering"]["status"] == rows["gesture"]["status"] == "broken"
         assert "config.json" in rows["steering"]["error"] and "\n" not in rows["steering"]["error"]
         assert "gesture: cannot be loaded (ValueError: Expecting ','" in rows["gesture"]["error"]
+        tries = len(attempts)
+        client.predict(api_name="/models")
+        assert len(attempts) == tries, "an unchanged broken bundle is not loaded again at every poll"
+        (bundles / "gesture" / "config.json").write_text("{}")
+        client.predict(api_name="/models")
+        assert len(attempts) == tries + 1, "a changed bundle folder is tried again"
         texts = [c.get("props", {}).get("value") for c in httpx.get(url + "config", timeout=30).json()["components"]]
         assert any(isinstance(t, str) and "No usable model" in t and "ValueError" in t for t in texts)
         digit = tmp_path / "digit.png"
