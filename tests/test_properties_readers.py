@@ -847,6 +847,26 @@ def _cambridge(base: Path):
     return root, root / "seq1" / "frame00001.png", lambda data: read_pose_file(data, "dataset_train.txt")
 
 
+def _gesture(base: Path, kind: str):
+    from apptool_gesture.data import load_splits as gesture_splits
+
+    from apptool.plugins import get_plugins
+
+    root = base / "data"
+    config = get_plugins().task("gesture").config("tiny")
+    if kind == "ts":
+        root.mkdir()
+        for split in ("TRAIN", "TEST"):
+            header = "@problemName Wave\n@timeStamps false\n@univariate true\n@classLabel true up down\n@data\n"
+            (root / f"Wave_{split}.ts").write_text(header + "1,2,3,4:up\n4,3,2,1:down\n")
+        return root, root / "Wave_TEST.ts", lambda data: gesture_splits(config, data)
+    for split in ("train", "test"):
+        for label in ("up", "down"):
+            (root / split / label).mkdir(parents=True)
+            (root / split / label / "a.csv").write_text("x,y\n0,0\n1,1\n2,2\n")
+    return root, root / "train" / "down" / "a.csv", lambda data: gesture_splits(config, data)
+
+
 LINKED_FILES = {
     "steering: image named by driving_log.csv": _udacity,
     "steering: IMG/ fallback for another machine's path": lambda base: _udacity(base, fallback=True),
@@ -857,6 +877,8 @@ LINKED_FILES = {
     "scene_labeling: mask of the images/masks layout": lambda base: _images_masks(base, "mask c"),
     "scene_labeling: Stanford regions file": _stanford,
     "posenet: image named by dataset_train.txt": _cambridge,
+    "gesture: UCR/UEA .ts file": lambda base: _gesture(base, "ts"),
+    "gesture: CSV sequence in a class folder": lambda base: _gesture(base, "csv"),
 }
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from apptool.errors import DataError
+from apptool.paths import inside_data_folder
 from apptool_gesture.tsformat import FLOAT32_MAX, MISSING, fill_missing
 
 TIME_COLUMNS = {"t", "time", "timestamp", "timestamps", "frame"}
@@ -87,6 +88,7 @@ def read_csv_split(folder: Path) -> tuple[list[np.ndarray], list[str]]:
     series, labels = [], []
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         for file in sorted(class_dir.glob("*.csv")):
+            inside_data_folder(file, folder.parent)
             series.append(read_csv_sequence(file))
             labels.append(class_dir.name)
     if not series:

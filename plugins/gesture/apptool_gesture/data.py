@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from apptool.errors import DataError
+from apptool.paths import inside_data_folder
 from apptool_gesture.csvformat import read_csv_split
 from apptool_gesture.features import Prepare, fit_input_spec
 from apptool_gesture.generator import GESTURES, generate, generator_kind
@@ -60,6 +61,8 @@ def _from_ts(data_dir: Path) -> tuple[list, list[str], list, list[str], list[str
     test_path = train_path.with_name(train_path.name[: -len("_TRAIN.ts")] + "_TEST.ts")
     if not test_path.is_file():
         raise DataError(f"{test_path}: missing; expected it next to {train_path.name}")
+    for path in (train_path, test_path):
+        inside_data_folder(path, data_dir)
     train, test = read_ts(train_path), read_ts(test_path)
     for part in (train, test):
         if part.labels is None:
