@@ -111,7 +111,7 @@ def _webp(data: bytes) -> tuple[int, int]:
 
 def _bmp(data: bytes) -> tuple[int, int]:
     (header,) = _unpack("<I", data, 14)
-    width, height = _unpack("<hh" if header == 12 else "<ii", data, 18)  # OS/2 core header: 16-bit sizes
+    width, height = _unpack("<HH" if header == 12 else "<ii", data, 18)  # OS/2 core header: unsigned 16-bit sizes
     return abs(width), abs(height)  # a negative height means top-down rows
 
 

@@ -119,6 +119,7 @@ BOMBS = {
     "WebP lossless (VP8L), 16000 x 16000": _riff(b"VP8L", b"\x2f" + struct.pack("<I", 15999 | 15999 << 14) + bytes(8)),
     "WebP extended (VP8X) canvas": _riff(b"VP8X", bytes(4) + (HUGE - 1).to_bytes(3, "little") * 2),
     "BMP": b"BM" + bytes(12) + struct.pack("<Iii", 40, HUGE, -HUGE) + bytes(32),
+    "OS/2 BMP, 65535 x 65535": b"BM" + bytes(12) + struct.pack("<IHH", 12, 65535, 65535) + bytes(32),
     "GIF logical screen": b"GIF89a" + struct.pack("<HHBBB", HUGE, HUGE, 0, 0, 0) + b";",
     "GIF frame larger than its screen": b"GIF89a"
     + struct.pack("<HHBBB", 1, 1, 0, 0, 0)
