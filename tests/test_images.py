@@ -199,3 +199,15 @@ def test_big_endian_tiff_and_bigtiff_headers_give_their_sizes():
     assert image_size(_tiff(">", big=False)) == image_size(_tiff("<", big=True)) == (HUGE, HUGE)
     ok, data = cv2.imencode(".tiff", np.zeros((9, 4), np.uint16))
     assert ok and image_size(data.tobytes()) == (4, 9)
+
+
+def test_a_video_whose_frames_are_over_the_limit_is_refused_before_its_first_frame(tmp_path, monkeypatch):
+    from apptool import images
+    from apptool.images import iter_video_frames, write_video
+
+    path = write_video(tmp_path / "clip.mp4", [np.zeros((16, 24, 3), np.uint8)] * 3)
+    assert len(list(iter_video_frames(path))) == 3
+    monkeypatch.setattr(images, "MAX_PIXELS", 100)
+    monkeypatch.setattr(images, "to_rgb", lambda *args, **kwargs: pytest.fail("a frame was decoded and converted"))
+    with pytest.raises(InputError, match=r"clip\.mp4: image is 24x16 = 384 pixels, more than the limit of 100"):
+        next(iter_video_frames(path))
