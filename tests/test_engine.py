@@ -96,3 +96,76 @@ def test_frozen_mode_leaves_the_encoder_untouched(scaffold_task, tmp_path):
     for key, value in model.encoder.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert isinstance(data, Splits)
+
+
+def test_a_step_budget_becomes_epochs_for_the_data_at_hand(scaffold_task, tmp_path, capsys):
+    from apptool.engine.trainer import epochs_for_budget
+
+    config = scaffold_task.config("tiny", {"train": {"steps": 60, "max_epochs": 6, "batch_size": 64, "val_fraction": 0.1}})
+    data = scaffold_task.load_data(config, None)
+    small = [data.train[i] for i in range(50)]  # 45 train after validation: 1 step per epoch
+    large = [data.train[i % len(data.train)] for i in range(5000)]  # 4,500: 71 steps per epoch
+    epochs = {}
+    for name, samples in (("small", small), ("large", large)):
+        trainer = Trainer(scaffold_task, config, tmp_path / name, progress=False)
+        _, history = trainer.fit(scaffold_task.build_model(config), samples)
+        epochs[name] = (trainer.epochs, len(history))
+    assert epochs == {"small": (6, 6), "large": (1, 1)}
+    log = capsys.readouterr().err
+    assert "budget 60 steps / 1 steps per epoch -> 6 epochs (max 6)" in log
+    assert "budget 60 steps / 71 steps per epoch -> 1 epochs" in log
+    assert epochs_for_budget({"steps": 100, "min_epochs": 5, "max_epochs": 50, "epochs": 3}, 40) == (
+        5,
+        "budget 100 steps / 40 steps per epoch -> 5 epochs (min 5)",
+    )
+
+
+def test_stated_epochs_win_over_a_presets_step_budget(scaffold_task, tmp_path, monkeypatch):
+    import json
+
+    from apptool.engine import train
+
+    monkeypatch.setattr(scaffold_task, "presets", {**scaffold_task.presets, "budget": {"train": {"steps": 10_000}}})
+    assert scaffold_task.config("budget")["train"]["steps"] == 10_000
+    config = scaffold_task.config("budget", {"train": {"epochs": 2}})  # what `--epochs 2` passes
+    train(scaffold_task, config, tmp_path, progress=False)
+    training = json.loads((tmp_path / "metrics.json").read_text())["training"]
+    assert training["epochs"] == training["epochs_run"] == 2
+    assert training["budget"].startswith("budget 2 epochs")
+
+
+class _Labelled(torch.utils.data.Dataset):
+    def __init__(self, targets):
+        self.targets = targets
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, index):
+        return index
+
+
+def test_validation_split_is_stratified_by_class_and_keeps_every_class_in_training():
+    targets = [0] * 40 + [1] * 8 + [2] * 2 + [3]  # skewed, with a pair and a singleton
+    train, val = split_validation(_Labelled(targets), 0.1, seed=0)
+    counts = lambda part: {c: sum(targets[i] == c for i in part.indices) for c in range(4)}  # noqa: E731
+    assert counts(val) == {0: 4, 1: 1, 2: 1, 3: 0}
+    assert counts(train) == {0: 36, 1: 7, 2: 1, 3: 1}
+    assert not set(train.indices) & set(val.indices)
+    assert split_validation(_Labelled(targets), 0.1, seed=0)[1].indices == val.indices
+    assert split_validation(_Labelled(targets), 0.1, seed=1)[1].indices != val.indices
+    float_targets = _Labelled([0.5] * 20)  # regression targets are not classes: a plain random split
+    assert len(split_validation(float_targets, 0.1, seed=0)[1]) == 2
+
+
+def test_skewed_classes_are_drawn_equally_often_and_balanced_ones_untouched():
+    from collections import Counter
+
+    from apptool.engine.trainer import balanced_sampler
+
+    skewed = _Labelled([0] * 90 + [1] * 10)
+    part = torch.utils.data.Subset(skewed, list(range(0, 100, 2)) + [91, 93])  # 45 of class 0, 7 of class 1
+    drawn = Counter(skewed.targets[part.indices[i]] for i in balanced_sampler(part, torch.Generator().manual_seed(0)))
+    assert sum(drawn.values()) == len(part) and abs(drawn[0] - drawn[1]) <= 12
+    assert balanced_sampler(_Labelled([0] * 12 + [1] * 8), torch.Generator()) is None
+    assert balanced_sampler(_Labelled([0.5] * 20), torch.Generator()) is None

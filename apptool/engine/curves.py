@@ -11,14 +11,14 @@ from apptool.bundle import atomic_write_bytes
 COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
 
 
-def write_history(out_dir: Path, history: list[dict]) -> None:
-    """metrics.csv (one row per epoch) and curves.png (losses against epochs)."""
+def write_history(out_dir: Path, history: list[dict], plot: bool = True) -> None:
+    """metrics.csv (one row per epoch) and, with ``plot``, curves.png (losses against epochs; a fraction of a second)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(history)
     atomic_write_bytes(out_dir / "metrics.csv", buffer.getvalue().encode())
-    if history:
+    if history and plot:
         atomic_write_bytes(out_dir / "curves.png", _plot(history))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, WeightedRandomSampler
 
 from apptool.engine import distributed
 from apptool.engine.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
@@ -38,14 +38,80 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
-    """A seeded random split of the training data into train and validation parts."""
+def class_labels(dataset: Dataset) -> list[int] | None:
+    """The dataset's integer class of each sample (torchvision's ``targets`` or a ``labels`` list), else None."""
+    if isinstance(dataset, Subset):
+        inner = class_labels(dataset.dataset)
+        return None if inner is None else [inner[i] for i in dataset.indices]
+    for name in ("targets", "labels"):
+        labels = getattr(dataset, name, None)
+        if labels is None:
+            continue
+        array = np.asarray(labels)
+        if array.ndim == 1 and len(array) == len(dataset) and np.issubdtype(array.dtype, np.integer):
+            return array.tolist()
+    return None
+
+
+#: ``train.balance_classes`` resamples when the most frequent class has this many times the samples of the rarest.
+SKEWED = 2.0
+
+
+def balanced_sampler(dataset: Dataset, generator: torch.Generator) -> WeightedRandomSampler | None:
+    """A sampler that draws every class equally often (with replacement), or None: no labels, or classes not skewed."""
+    labels = class_labels(dataset)
+    if labels is None:
+        return None
+    classes, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if len(classes) < 2 or counts.max() < SKEWED * counts.min():
+        return None
+    return WeightedRandomSampler((1.0 / counts[index]).tolist(), len(labels), replacement=True, generator=generator)
+
+
+def split_validation(dataset: Dataset, fraction: float, seed: int, min_size: int = 1) -> tuple[Dataset, Dataset | None]:
+    """A seeded split of the training data into train and validation parts.
+
+    When the dataset exposes class labels the split is stratified: every class
+    with two or more samples puts at least one in validation and keeps at least
+    one in training, so a tiny set still validates on (and trains on) each class.
+    A split smaller than ``min_size`` is not made: a handful of samples picks
+    weights by chance, and the data is worth more to training.
+    """
     n = len(dataset)
     n_val = int(round(n * fraction)) if fraction > 0 else 0
-    if n_val == 0 or n - n_val < 1:
+    if n_val < max(min_size, 1) or n - n_val < 1:
         return dataset, None
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    return Subset(dataset, order[n_val:]), Subset(dataset, order[:n_val])
+    generator = torch.Generator().manual_seed(seed)
+    labels = class_labels(dataset)
+    if labels is None:
+        order = torch.randperm(n, generator=generator).tolist()
+        return Subset(dataset, order[n_val:]), Subset(dataset, order[:n_val])
+    by_class: dict[int, list[int]] = {}
+    for index in torch.randperm(n, generator=generator).tolist():
+        by_class.setdefault(labels[index], []).append(index)
+    train_idx, val_idx = [], []
+    for members in by_class.values():
+        take = min(max(int(round(len(members) * fraction)), 1), len(members) - 1)
+        val_idx += members[:take]
+        train_idx += members[take:]
+    return Subset(dataset, sorted(train_idx)), Subset(dataset, sorted(val_idx))
+
+
+def epochs_for_budget(opts: dict[str, Any], steps_per_epoch: int) -> tuple[int, str]:
+    """Epochs to train and a sentence saying why: ``train.steps`` (when set) over the data at hand, else ``train.epochs``.
+
+    A budget in optimizer steps means the same amount of learning on 50 samples
+    and on 50,000; ``train.min_epochs`` and ``train.max_epochs`` bound it.
+    """
+    steps = int(opts.get("steps") or 0)
+    if steps <= 0:
+        epochs = int(opts["epochs"])
+        return epochs, f"budget {epochs} epochs x {steps_per_epoch} steps per epoch = {epochs * steps_per_epoch} steps"
+    wanted = math.ceil(steps / max(steps_per_epoch, 1))
+    low, high = int(opts.get("min_epochs") or 1), int(opts.get("max_epochs") or wanted)
+    epochs = min(max(wanted, low), high)
+    bound = f" (max {high})" if epochs < wanted else f" (min {low})" if epochs > wanted else ""
+    return epochs, f"budget {steps} steps / {steps_per_epoch} steps per epoch -> {epochs} epochs{bound}"
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -127,10 +193,12 @@ class Trainer:
                 num_workers=int(self.opts["num_workers"]),
             )
         generator = torch.Generator().manual_seed(seed)
+        sampler = balanced_sampler(dataset, generator) if shuffle and self.opts.get("balance_classes") else None
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             generator=generator,
             collate_fn=self.task.collate,
             num_workers=int(self.opts["num_workers"]),
@@ -176,10 +244,15 @@ class Trainer:
         """Train ``model`` in place; return it (best validation weights restored) and the history."""
         seed_everything(int(self.config["seed"]))
         model.to(self.device)
-        train_part, val_part = split_validation(train_set, float(self.opts["val_fraction"]), int(self.config["seed"]))
+        train_part, val_part = split_validation(
+            train_set, float(self.opts["val_fraction"]), int(self.config["seed"]), int(self.opts.get("min_val_size") or 1)
+        )
         optimizer = self._optimizer(model)
-        epochs = int(self.opts["epochs"])
         steps_per_epoch = len(self._loader(train_part, False, 0))
+        epochs, self.budget = epochs_for_budget(self.opts, steps_per_epoch)
+        self.epochs = epochs
+        if distributed.is_main():
+            print(f"{self.task.name}: {self.budget}", file=sys.stderr)
         total_steps = epochs * steps_per_epoch
         warmup = int(self.opts["warmup_epochs"]) * steps_per_epoch
         scaler = torch.amp.GradScaler("cuda") if self.amp else None

@@ -36,6 +36,7 @@ class SequenceSet:
     labels: list[int]
     classes: list[str]
     transform: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    reference: SequenceSet | None = field(default=None, repr=False)  # the test split's training split, for baselines
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -104,7 +105,8 @@ def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[Sequence
         train_y = _index_labels(train_names, classes, str(data_dir))
         test_y = _index_labels(test_names, classes, str(data_dir))
         features_kind = "raw"
-    spec = fit_input_spec(train, features_kind, float(data_cfg.get("fps", 50)))
+    spec = fit_input_spec(train, features_kind, float(data_cfg.get("fps", 50)), bool(data_cfg.get("series_norm", False)))
     info = {"labels": classes, "input": spec, "dataset": {**source, "train_size": len(train), "test_size": len(test)}}
     transform = Prepare(spec)
-    return SequenceSet(train, train_y, classes, transform), SequenceSet(test, test_y, classes, transform), info
+    train_set = SequenceSet(train, train_y, classes, transform)
+    return train_set, SequenceSet(test, test_y, classes, transform, reference=train_set), info

@@ -10,8 +10,12 @@ on later frames, so the streaming path sees what the offline path sees):
   cancels the gravity a tilted sensor sees at rest, next to the raw reading;
 * ``raw`` — the channels as they are (user ``.ts`` and CSV data).
 
-Then every channel is standardised with the mean and standard deviation
-fitted on the training split, stored in the bundle config as ``input``.
+Before that, with ``series_norm`` (the UCR archive's convention), each
+sequence's channels are z-normalised over the sequence itself, so offset and
+scale of one recording do not matter; this needs the whole sequence, which
+the offline path, evaluation and the demo's finished drawings have.  Then
+every channel is standardised with the mean and standard deviation fitted on
+the training split, stored in the bundle config as ``input``.
 """
 
 from __future__ import annotations
@@ -40,12 +44,20 @@ def features(seq: np.ndarray, kind: str) -> np.ndarray:
     return seq
 
 
-def fit_input_spec(train: Sequence[np.ndarray], kind: str, fps: float) -> dict[str, Any]:
+def znormalise(seq: np.ndarray) -> np.ndarray:
+    """Each channel of one (T, D) sequence shifted to mean 0 and scaled to standard deviation 1 (a flat one only shifted)."""
+    seq = np.asarray(seq, np.float32)
+    std = seq.std(0)
+    return (seq - seq.mean(0)) / np.where(std > 1e-6, std, 1.0).astype(np.float32)
+
+
+def fit_input_spec(train: Sequence[np.ndarray], kind: str, fps: float, series_norm: bool = False) -> dict[str, Any]:
     """The ``input`` section of a bundle config: feature kind, widths and training-split statistics."""
-    frames = np.concatenate([features(s, kind) for s in train], 0).astype(np.float64)
+    frames = np.concatenate([features(znormalise(s) if series_norm else s, kind) for s in train], 0).astype(np.float64)
     std = frames.std(0)
     return {
         "features": kind,
+        "series_norm": bool(series_norm),
         "raw_dims": int(train[0].shape[1]),
         "n_features": int(frames.shape[1]),
         "mean": [float(v) for v in frames.mean(0)],
@@ -95,6 +107,7 @@ def check_sequence(seq: Any, spec: dict[str, Any], name: str = "sequence") -> np
 def prepare(seq: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     """Standardised (T, F) float32 model input of a raw sequence."""
     mean, std = np.asarray(spec["mean"], np.float32), np.asarray(spec["std"], np.float32)
+    seq = znormalise(seq) if spec.get("series_norm") else seq
     return ((features(seq, spec["features"]) - mean) / std).astype(np.float32)
 
 

@@ -12,6 +12,11 @@ bidirectional layer runs over each sequence reversed *within its length*
 The optional 1-D convolution front end is causal (left-padded), so one new
 frame needs only the previous ``kernel - 1`` frames: the step graph carries
 them as a frame buffer next to the recurrent state (h, and c for LSTM).
+
+With ``pool`` the classifier reads the mean of the top layer's outputs over
+the sequence next to its last output: every frame then reaches the loss
+directly, which long recordings (hundreds of frames) need to learn at all.
+The mean is causal too: the step graph carries the running sum and count.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from apptool.errors import ConfigError
 
@@ -27,7 +32,7 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class GestureNet(nn.Module):
-    """Optional causal conv front end → stacked (bi)LSTM/GRU → dropout → linear classifier."""
+    """Optional causal conv front end → stacked (bi)LSTM/GRU → [last output, mean output] → dropout → linear classifier."""
 
     def __init__(
         self,
@@ -40,13 +45,14 @@ class GestureNet(nn.Module):
         dropout: float = 0.2,
         conv_channels: int = 0,
         conv_kernel: int = 5,
+        pool: bool = False,
     ):
         super().__init__()
         if cell not in CELLS:
             raise ConfigError(f"model.cell = {cell!r}; expected one of {', '.join(CELLS)}")
         if conv_channels and conv_kernel < 1:
             raise ConfigError(f"model.conv_kernel must be at least 1, got {conv_kernel}")
-        self.cell, self.hidden, self.layers, self.bidirectional = cell, hidden, layers, bidirectional
+        self.cell, self.hidden, self.layers, self.bidirectional, self.pool = cell, hidden, layers, bidirectional, pool
         self.conv = nn.Conv1d(n_features, conv_channels, conv_kernel) if conv_channels else None
         self.rnn = CELLS[cell](
             conv_channels or n_features,
@@ -57,7 +63,7 @@ class GestureNet(nn.Module):
             bidirectional=bidirectional,
         )
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden * (2 if bidirectional else 1), n_classes)
+        self.head = nn.Linear(hidden * (2 if bidirectional else 1) * (2 if pool else 1), n_classes)
 
     @property
     def buffer_frames(self) -> int:
@@ -74,9 +80,12 @@ class GestureNet(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) of a padded batch sorted by decreasing length (the training path, packed)."""
         packed = pack_padded_sequence(self.frontend(x), lengths.cpu(), batch_first=True, enforce_sorted=True)
-        _, state = self.rnn(packed)
+        outputs, state = self.rnn(packed)
         h_n = state[0] if self.cell == "lstm" else state
         final = torch.cat([h_n[-2], h_n[-1]], 1) if self.bidirectional else h_n[-1]
+        if self.pool:
+            padded = pad_packed_sequence(outputs, batch_first=True)[0]  # zeros after each sequence's end
+            final = torch.cat([final, padded.sum(1) / lengths.to(padded).unsqueeze(1)], 1)
         return self.head(self.drop(final))
 
 
@@ -91,6 +100,12 @@ def _reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     last = (lengths - 1).unsqueeze(1)
     index = torch.where(t <= last, last - t, t)
     return x.gather(1, index.unsqueeze(2).expand_as(x))
+
+
+def _mean_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, H) mean of each sequence's first ``length`` frames of a (B, T, H) tensor."""
+    inside = (_time_index(x) < lengths.unsqueeze(1)).to(x).unsqueeze(2)
+    return (x * inside).sum(1) / lengths.to(x).unsqueeze(1)
 
 
 def _at_last(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -121,22 +136,27 @@ class OfflineGraph(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = self.net.frontend(x)
         if not self.net.bidirectional:
-            return self.net.head(_at_last(self.net.rnn(x)[0], lengths))
+            out = self.net.rnn(x)[0]
+            return self.net.head(self._with_mean(_at_last(out, lengths), out, lengths))
         for fwd, bwd in zip(self.forward_layers, self.backward_layers):
             ahead = fwd(x)[0]
             behind = _reverse_within(bwd(_reverse_within(x, lengths))[0], lengths)
             x = torch.cat([ahead, behind], 2)
         hidden = self.net.hidden
         final = torch.cat([_at_last(x[:, :, :hidden], lengths), x[:, 0, hidden:]], 1)
-        return self.net.head(final)
+        return self.net.head(self._with_mean(final, x, lengths))
+
+    def _with_mean(self, final: torch.Tensor, outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.cat([final, _mean_within(outputs, lengths)], 1) if self.net.pool else final
 
 
 class StepGraph(nn.Module):
     """ONNX graph ``step``: one frame and the state in, logits and the next state out.
 
     Inputs, in order: x (B,F), then buf (B,K-1,F) when there is a convolution,
-    h (L,B,H), then c (L,B,H) for LSTM; outputs: logits, then the same states
-    with ``_out`` appended.  A zero state (and buffer) starts a sequence.
+    h (L,B,H), then c (L,B,H) for LSTM, then sum (B,H) and count (B,1) with
+    pooling; outputs: logits, then the same states with ``_out`` appended.
+    A zero state (and buffer) starts a sequence.
     """
 
     def __init__(self, net: GestureNet):
@@ -154,12 +174,18 @@ class StepGraph(nn.Module):
             frame = F.relu(self.net.conv(window.transpose(1, 2))).transpose(1, 2)
         else:
             frame = self.net.frontend(x.unsqueeze(1))
-        recurrent = tuple(state) if self.net.cell == "lstm" else state[0]
+        recurrent = tuple(state[:2]) if self.net.cell == "lstm" else state[0]
         out, new = self.net.rnn(frame, recurrent)
         out_state += list(new) if self.net.cell == "lstm" else [new]
-        return (self.net.head(out[:, 0]), *out_state)
+        final = out[:, 0]
+        if self.net.pool:
+            total, count = state[-2] + final, state[-1] + 1
+            out_state += [total, count]
+            final = torch.cat([final, total / count], 1)
+        return (self.net.head(final), *out_state)
 
 
 def state_names(net: GestureNet) -> list[str]:
     """The step graph's state inputs, in order."""
-    return (["buf"] if net.buffer_frames else []) + (["h", "c"] if net.cell == "lstm" else ["h"])
+    pooled = ["sum", "count"] if net.pool else []
+    return (["buf"] if net.buffer_frames else []) + (["h", "c"] if net.cell == "lstm" else ["h"]) + pooled

@@ -14,6 +14,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "dropout": 0.2,
     "conv_channels": 32,  # causal 1-D conv front end; 0 disables it
     "conv_kernel": 5,
+    "pool": True,  # classify from the last output and the mean of all outputs (long recordings need it)
 }
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -34,13 +35,17 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "max_tilt_deg": 20,
     },
     "train": {
-        "epochs": 20,
+        "steps": 1000,  # optimizer steps, whatever the data's size: 20 epochs of the generator, 500 of 50 series
+        "min_epochs": 10,
+        "max_epochs": 500,
         "batch_size": 32,
         "lr": 3e-3,
         "weight_decay": 1e-4,
         "grad_clip": 1.0,
         "schedule": "cosine",
         "val_fraction": 0.1,
+        "min_val_size": 30,  # 10 % of a 50-series UCR set is 5: too few to pick weights by, so all 50 train
+        "balance_classes": True,
     },
 }
 
@@ -48,20 +53,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "model": {"hidden": 16, "layers": 1, "conv_channels": 8, "conv_kernel": 3, "dropout": 0.0},
         "data": {"train_per_class": 8, "test_per_class": 3, "min_len": 12, "max_len": 30},
-        "train": {"epochs": 2, "batch_size": 16},
+        "train": {"steps": 0, "epochs": 2, "batch_size": 16},
     },
     "quick": {},
     "full": {
         "model": {"hidden": 128},
         "data": {"train_per_class": 600, "test_per_class": 150},
-        "train": {"epochs": 40, "patience": 8},
+        "train": {"steps": 4000, "patience": 8},
     },
 }
 
 
 def model_options(config: dict[str, Any]) -> dict[str, Any]:
     """The config's model section over the defaults, so older or partial configs still read."""
-    return {**MODEL_DEFAULTS, **config.get("model", {})}
+    return {**MODEL_DEFAULTS, "pool": False, **config.get("model", {})}  # bundles from before pooling have no "pool"
 
 
 def class_names(config: dict[str, Any]) -> list[str]:

@@ -21,7 +21,7 @@ def streaming_available(config: dict[str, Any]) -> bool:
 
 
 def initial_state(config: dict[str, Any], batch: int) -> dict[str, np.ndarray]:
-    """Zero state of the step graph for ``batch`` sequences: buf (conv front end), h, and c for LSTM."""
+    """Zero state of the step graph for ``batch`` sequences: buf (conv front end), h, c for LSTM, sum and count with pooling."""
     opts = model_options(config)
     state = {}
     if opts["conv_channels"] and opts["conv_kernel"] > 1:
@@ -29,6 +29,9 @@ def initial_state(config: dict[str, Any], batch: int) -> dict[str, np.ndarray]:
     state["h"] = np.zeros((opts["layers"], batch, opts["hidden"]), np.float32)
     if opts["cell"] == "lstm":
         state["c"] = np.zeros_like(state["h"])
+    if opts["pool"]:
+        state["sum"] = np.zeros((batch, opts["hidden"]), np.float32)
+        state["count"] = np.zeros((batch, 1), np.float32)
     return state
 
 

@@ -72,6 +72,7 @@ class GestureTask(Task):
             float(opts["dropout"]),
             int(opts["conv_channels"]),
             int(opts["conv_kernel"]),
+            bool(opts["pool"]),
         )
 
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
@@ -122,12 +123,14 @@ class GestureTask(Task):
             "buf": lambda b: (b, model.buffer_frames, n_features),
             "h": lambda b: (model.layers, b, model.hidden),
             "c": lambda b: (model.layers, b, model.hidden),
+            "sum": lambda b: (b, model.hidden),
         }
-        batch_axis = {"buf": 0, "h": 1, "c": 1}
+        batch_axis = {"buf": 0, "h": 1, "c": 1, "sum": 0, "count": 0}
         step_examples = [
             {
                 "x": rng.standard_normal((b, n_features)).astype(np.float32),
-                **{n: (scale * rng.standard_normal(shapes[n](b))).astype(np.float32) for n in names},
+                **{n: (scale * rng.standard_normal(shapes[n](b))).astype(np.float32) for n in names if n != "count"},
+                **({"count": rng.integers(0, 50, (b, 1)).astype(np.float32)} if "count" in names else {}),
             }
             for b, scale in [(1, 0.0), (3, 0.5), (5, 1.0)]
         ]
@@ -181,6 +184,7 @@ class GestureTask(Task):
             "per_class_f1": {n: float(f) for n, f in zip(names, per_class_f1(counts))},
             "confusion_matrix": counts.tolist(),
         }
+        result.update(self._baselines(dataset, inputs, truth, spec, lookup))
         if streaming_available(config):
             streamed = streaming_logits(runner, inputs, config).argmax(1)
             result["streaming_agreement"] = float(np.mean(streamed == offline))
@@ -195,6 +199,18 @@ class GestureTask(Task):
                 f"gesture · accuracy {result['accuracy']:.3f} · macro-F1 {result['macro_f1']:.3f}",
             )
         return result
+
+    @staticmethod
+    def _baselines(dataset, inputs, truth, spec, lookup) -> dict[str, Any]:
+        """1-NN Euclidean and DTW accuracies on the same split and inputs, when the test set knows its training set."""
+        from apptool_gesture.baselines import baseline_accuracies
+
+        reference = getattr(dataset, "reference", None)
+        if reference is None:
+            return {"baseline_1nn_euclidean": None, "baseline_1nn_dtw": None, "baseline_1nn_dtw_unavailable": "no training split"}
+        train = [prepare(s, spec) for s in reference.sequences]
+        train_y = np.array([lookup[reference.classes[y]] for y in reference.labels])
+        return baseline_accuracies(train, train_y, inputs, truth)
 
     def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[Any]:
         """Generated gestures of every class in turn; for a model of user data with other channels, random walks."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -207,6 +208,31 @@ def test_ts_splits_keep_class_names_and_fit_statistics_on_train_only(tmp_path):
     assert x.dtype == np.float32 and x.shape == train.sequences[0].shape and y == train.labels[0]
 
 
+def test_series_norm_statistics_are_fitted_on_the_training_split_after_per_series_normalisation(tmp_path):
+    from apptool_gesture.features import znormalise
+
+    config = GestureTask().config("tiny", {"data": {"series_norm": True}})
+    train, test, info = load_splits(config, write_ts_problem(tmp_path / "toy"))
+    spec = info["input"]
+    assert spec["series_norm"] is True
+    frames = np.concatenate([znormalise(s) for s in train.sequences])
+    np.testing.assert_allclose(spec["mean"], frames.mean(0), atol=1e-6)
+    np.testing.assert_allclose(spec["std"], frames.std(0), rtol=1e-5)
+    seq = test.sequences[0]
+    expected = (znormalise(seq) - np.array(spec["mean"], np.float32)) / np.array(spec["std"], np.float32)
+    np.testing.assert_allclose(test[0][0], expected, atol=1e-6)
+    np.testing.assert_allclose(test.transform(seq * 7.0 + 3.0), expected, atol=1e-5)  # offset and scale are gone
+
+
+def test_training_split_exposes_its_classes_so_validation_is_stratified(tmp_path):
+    from apptool.engine.trainer import split_validation
+
+    train, _, _ = load_splits(GestureTask().config("tiny"), write_ts_problem(tmp_path / "toy", n_train=12))
+    fit, val = split_validation(train, 0.1, seed=0)
+    assert sorted(train.labels[i] for i in val.indices) == [0, 1, 2]  # one of each class, though 10 % is 1
+    assert {train.labels[i] for i in fit.indices} == {0, 1, 2}
+
+
 def test_csv_layout_splits(tmp_path):
     for split in ("train", "test"):
         for label, sign in (("pos", 1), ("neg", -1)):
@@ -240,16 +266,41 @@ def test_metrics_by_hand_and_against_sklearn():
     assert macro_f1(a, b, 6) == pytest.approx(sklearn.f1_score(a, b, average="macro", zero_division=0))
 
 
+def test_one_nearest_neighbour_baselines_by_hand(monkeypatch):
+    from apptool_gesture.baselines import baseline_accuracies, nearest_dtw, nearest_euclidean
+
+    t = np.linspace(0, 1, 40)
+    bump = lambda centre, n=40: np.exp(-(((np.linspace(0, 1, n) - centre) / 0.08) ** 2))[:, None]  # noqa: E731
+    train = [bump(0.3), bump(0.5, 20), np.sin(6 * t)[:, None]]
+    # a bump at 0.5 over 60 frames: resampled to 40 it is exactly like the 20-frame one
+    assert nearest_euclidean(train, [bump(0.5, 60), np.sin(6 * t)[:, None] + 0.1]).tolist() == [1, 2]
+    # a bump shifted in time is farther from the same bump than from a flat line by Euclidean distance; DTW aligns it
+    flat_or_bump = [np.zeros((40, 1)), bump(0.3)]
+    assert nearest_euclidean(flat_or_bump, [bump(0.7)]).tolist() == [0]
+    assert nearest_dtw(flat_or_bump, [bump(0.7)]).tolist() == [1]
+    monkeypatch.setitem(sys.modules, "aeon.distances", None)  # as if aeon were not installed
+    result = baseline_accuracies(train, np.array([0, 1, 2]), [bump(0.3), np.sin(6 * t)[:, None]], np.array([0, 2]))
+    assert result["baseline_1nn_euclidean"] == 1.0 and result["baseline_1nn_dtw"] is None
+    assert "aeon" in result["baseline_1nn_dtw_unavailable"]
+
+
 # -- model and graphs -----------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "cell, bidirectional, conv", [("lstm", False, 6), ("gru", False, 0), ("lstm", True, 6), ("gru", True, 0)]
+    "cell, bidirectional, conv, pool",
+    [
+        ("lstm", False, 6, False),
+        ("gru", False, 0, True),
+        ("lstm", False, 6, True),
+        ("lstm", True, 6, True),
+        ("gru", True, 0, False),
+    ],
 )
-def test_export_graphs_compute_what_packed_training_computes(cell, bidirectional, conv):
+def test_export_graphs_compute_what_packed_training_computes(cell, bidirectional, conv, pool):
     import torch
     from apptool_gesture.model import GestureNet, OfflineGraph, StepGraph, state_names
 
     torch.manual_seed(0)
-    net = GestureNet(4, 3, cell, 12, 2, bidirectional, 0.1, conv, 3).eval()
+    net = GestureNet(4, 3, cell, 12, 2, bidirectional, 0.1, conv, 3, pool).eval()
     lengths = torch.tensor([11, 7, 2])
     x = torch.randn(3, 11, 4)
     for i, n in enumerate(lengths):
@@ -262,7 +313,8 @@ def test_export_graphs_compute_what_packed_training_computes(cell, bidirectional
                 StepGraph(net)
             return
         step = StepGraph(net)
-        state = [torch.zeros(3, 2, 4) if n == "buf" else torch.zeros(2, 3, 12) for n in state_names(net)]
+        shapes = {"buf": (3, 2, 4), "h": (2, 3, 12), "c": (2, 3, 12), "sum": (3, 12), "count": (3, 1)}
+        state = [torch.zeros(shapes[n]) for n in state_names(net)]
         final = torch.zeros_like(packed)
         for t in range(11):
             logits, *state = step(x[:, t], *state)
@@ -340,6 +392,28 @@ def test_eval_json_on_ts_data_reports_metrics_and_streaming_agreement(ts_bundle,
     metrics = json.loads(out)
     assert {"accuracy", "macro_f1", "streaming_agreement"} <= set(metrics) and metrics["test_samples"] == 9
     assert metrics["streaming_agreement"] == 1.0
+    assert 0 <= metrics["baseline_1nn_euclidean"] <= 1
+    if importlib.util.find_spec("aeon") is None:
+        assert metrics["baseline_1nn_dtw"] is None and "aeon" in metrics["baseline_1nn_dtw_unavailable"]
+    else:
+        assert 0 <= metrics["baseline_1nn_dtw"] <= 1
+
+
+def test_torch_and_onnx_predict_apply_the_same_preprocessing(ts_bundle):
+    from apptool.bundle import load_state, read_config
+    from apptool.export import TorchRunner
+    from apptool.runtime import OnnxRunner
+
+    bundle, data = ts_bundle
+    task, config = GestureTask(), read_config(bundle)
+    model = task.build_model(config)
+    model.load_state_dict(load_state(bundle / "weights.safetensors")[0])
+    raw = read_ts(data / "Toy_TEST.ts").series
+    on_torch = task.predict(TorchRunner(task.graphs(model.eval(), config)), raw, config)
+    on_onnx = task.predict(OnnxRunner(bundle, "gesture", config["graphs"]), raw, config)
+    for a, b in zip(on_torch, on_onnx):
+        assert a["label"] == b["label"]
+        np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-5)
 
 
 def test_predict_reads_every_case_of_a_ts_file(ts_bundle, monkeypatch, capsys):
