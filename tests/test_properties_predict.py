@@ -235,3 +235,31 @@ def test_gesture_refuses_absurd_lengths_without_running_them(predictor):
 def test_predict_refuses_non_numeric_arrays(name, array, predictor):
     with pytest.raises(InputError, match="item 0|input 0|image 0"):
         predictor(name).predict([array])
+
+
+def test_gesture_drawing_any_stroke_text(predictor):
+    """The canvas's JSON as any client may post it (mangled, deeply nested, not JSON): a result or one InputError."""
+    from apptool_gesture.stroke import stroke_to_sequence
+
+    loaded = predictor("gesture")
+    times = np.linspace(0.0, 900.0, 40)
+    circle = [[200 + 100 * np.cos(t / 150), 200 + 100 * np.sin(t / 150), t, 0] for t in times]
+    valid = json.dumps({"width": 400, "height": 400, "points": circle})
+    assert_results(loaded.predict([stroke_to_sequence(valid, loaded.config)[0]]), 1)
+    texts = st.one_of(
+        st.text(max_size=300),
+        mangled_text(valid, ",").map(lambda raw: raw.decode("utf-8", errors="replace")),
+        st.integers(1, 100).map(lambda depth: "[" * depth * 1000),
+    )
+
+    @SETTINGS
+    @given(texts)
+    @example(valid)
+    def draw_then_predict(text):
+        found = outcome("gesture: drawing", lambda: stroke_to_sequence(text, loaded.config)[0], "", expected=InputError)
+        if found is not None:
+            results = outcome("gesture: predict a drawing", lambda: loaded.predict([found]), names_item(0), expected=InputError)
+            if results is not None:
+                assert_results(results, 1)
+
+    draw_then_predict()
