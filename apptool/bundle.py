@@ -94,9 +94,21 @@ def begin_bundle(out_dir: Path, fresh: bool) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out_dir)
+    if (out_dir / CONFIG).exists() and not _is_bundle_config(out_dir / CONFIG):
+        raise ConfigError(
+            f"{out_dir / CONFIG}: not the config of an apptool bundle; refusing to replace it (choose another --out)"
+        )
     for name in (CONFIG, METRICS) if fresh else (CONFIG,):
         (out_dir / name).unlink(missing_ok=True)
     return out_dir
+
+
+def _is_bundle_config(path: Path) -> bool:
+    try:
+        config = read_json(path)
+    except BundleError:
+        return False
+    return isinstance(config, dict) and "task" in config and "graphs" in config
 
 
 def jsonable(value: Any) -> Any:

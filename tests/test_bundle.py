@@ -232,3 +232,13 @@ def test_a_retrain_killed_part_way_leaves_no_bundle_and_resume_finishes_one_run(
     assert load_state(out / WEIGHTS)[1]["run_id"] == run_id == read_onnx_config(out / "model.onnx")["run_id"]
     assert (out / ".draft.tmp").read_text() == "the user's" and not list(out.glob(".apptool-*"))
     assert len(Predictor(out).predict(scaffold_task.sample_inputs(read_config(out), 1))) == 1
+
+
+def test_a_users_config_json_in_out_is_never_replaced(scaffold_task, tmp_path):
+    from apptool.engine import train
+    from apptool.errors import ConfigError
+
+    (tmp_path / CONFIG).write_text('{"theme": "dark"}')
+    with pytest.raises(ConfigError, match="config.json: not the config of an apptool bundle; refusing to replace it"):
+        train(scaffold_task, scaffold_task.config("tiny"), tmp_path, progress=False)
+    assert (tmp_path / CONFIG).read_text() == '{"theme": "dark"}'
