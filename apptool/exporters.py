@@ -26,14 +26,16 @@ def export_onnx_bundle(bundle_dir: Path, out_dir: Path | None) -> Path:
     """Re-export the bundle's graphs from its safetensors weights, with the parity check."""
     import shutil
 
-    from apptool.bundle import CONFIG, atomic_write_json, load_model, update_metrics
+    from apptool.bundle import CONFIG, atomic_write_json, begin_bundle, load_model, update_metrics
     from apptool.export import export_onnx
 
     model, config, task = load_model(bundle_dir)
     target = Path(out_dir) if out_dir else Path(bundle_dir)
-    target.mkdir(parents=True, exist_ok=True)
+    in_place = target.resolve() == Path(bundle_dir).resolve()
+    if not in_place:
+        begin_bundle(target, fresh=True)  # another bundle there stops being one until this export ends
     report = export_onnx(task, model, config, target)
-    if target != Path(bundle_dir):
+    if not in_place:
         for name in ("weights.safetensors", "metrics.json", "card.md"):
             if (Path(bundle_dir) / name).exists():
                 shutil.copy2(Path(bundle_dir) / name, target / name)
@@ -43,10 +45,12 @@ def export_onnx_bundle(bundle_dir: Path, out_dir: Path | None) -> Path:
 
 
 def run_exporter(name: str, bundle_dir: Path, out_dir: Path | None) -> Path:
-    from apptool.bundle import read_config
+    from apptool.bundle import read_config, remove_stale_temp_files
     from apptool.plugins import get_plugins
 
     read_config(bundle_dir)  # a clear error for a directory that is not a bundle
+    for folder in {Path(bundle_dir), *([Path(out_dir)] if out_dir else [])}:  # what a killed export left (variants/, triton/)
+        remove_stale_temp_files(folder, recursive=True)
     plugins = get_plugins()
     available = plugins.provided("apptool_exporters")
     if name not in available and name not in EXPORTERS:

@@ -21,15 +21,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, WeightedRandomSampler
 
+from apptool.config import check_config
 from apptool.engine import distributed
 from apptool.engine.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from apptool.engine.curves import write_history
+from apptool.engine.progress import progress_display
 from apptool.errors import ConfigError
 from apptool.task import Task
-
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("cosine", "step", "constant")
-FINETUNE_MODES = ("full", "frozen", "gradual")
 
 
 def seed_everything(seed: int) -> None:
@@ -164,19 +162,10 @@ class Trainer:
 
     def __init__(self, task: Task, config: dict[str, Any], out_dir: Path, progress: bool = True):
         self.task, self.config, self.out_dir = task, config, Path(out_dir)
-        self.opts = config["train"]
-        self._validate_options()
+        self.opts = check_config(task, config, trained=True)["train"]
         self.device = distributed.setup()
         self.amp = self.device.type == "cuda"
         self.show_progress = progress and distributed.is_main()
-
-    def _validate_options(self) -> None:
-        for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("finetune", FINETUNE_MODES)):
-            if self.opts[key] not in allowed:
-                raise ConfigError(f"train.{key} = {self.opts[key]!r}; expected one of {', '.join(allowed)}")
-        for key in ("epochs", "batch_size"):
-            if int(self.opts[key]) < 1:
-                raise ConfigError(f"train.{key} must be at least 1, got {self.opts[key]}")
 
     # -- building blocks -----------------------------------------------------
     def _loader(self, dataset: Dataset, shuffle: bool, epoch: int) -> DataLoader:
@@ -256,18 +245,24 @@ class Trainer:
         total_steps = epochs * steps_per_epoch
         warmup = int(self.opts["warmup_epochs"]) * steps_per_epoch
         scaler = torch.amp.GradScaler("cuda") if self.amp else None
-        progress = {"epoch": -1, "step": 0, "best_val": None, "bad_epochs": 0, "history": []}
+        progress = {"epoch": -1, "step": 0, "best_val": None, "bad_epochs": 0, "history": [], **run_identity(self.config)}
         best_state = None
         ckpt_path = self.out_dir / CHECKPOINT
         if resume and not distributed.same_on_every_rank(ckpt_path.exists()):  # else the ranks would train different epochs
             raise ConfigError(f"--resume: {ckpt_path} exists on some nodes only; put --out on a filesystem all nodes share")
         if resume and ckpt_path.exists():
-            progress, best_state = load_checkpoint(ckpt_path, model, optimizer, scaler)
+            try:
+                progress, best_state = load_checkpoint(ckpt_path, model, optimizer, scaler)
+            except (RuntimeError, KeyError, ValueError) as exc:  # a checkpoint of another model
+                raise ConfigError(
+                    f"--resume: {ckpt_path} does not fit this model ({' '.join(str(exc).split())[:300]}); "
+                    "train without --resume or into another --out"
+                ) from None
             model.to(self.device)
         elif resume and distributed.is_main():
             print(f"--resume: no {CHECKPOINT} in {self.out_dir}; training from scratch", file=sys.stderr)
 
-        bars = _progress_bars(self.show_progress)
+        bars = progress_display(self.show_progress)
         with bars:
             epoch_bar = bars.add_task(f"train {self.task.name}", total=epochs, completed=progress["epoch"] + 1)
             for epoch in range(progress["epoch"] + 1, epochs):
@@ -328,7 +323,7 @@ class Trainer:
             with torch.autocast("cuda", enabled=self.amp) if self.amp else contextlib.nullcontext():
                 loss = self.task.loss(wrapped, batch)
             if not torch.isfinite(loss):
-                raise FloatingPointError(
+                raise ConfigError(
                     f"training loss became {loss.item()} at epoch {epoch + 1}, step {progress['step']}; "
                     "lower train.lr or set train.grad_clip"
                 )
@@ -365,15 +360,6 @@ class Trainer:
         return distributed.mean_across_ranks(total, count)
 
 
-def _progress_bars(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
+def run_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint records of its run, so ``--resume`` can refuse another task's or model's checkpoint."""
+    return {"run_id": config.get("run_id"), "task": config.get("task"), "model": config.get("model")}
