@@ -3,9 +3,9 @@
 The built-in landmark is one square, walked in hundreds of short walks at
 noon light.  A courtyard here is generated from a seed: a ring of buildings
 of random widths, depths and heights around a yard of any size, other wall
-materials and paving, trees, a few long walks that wander through the yard
-(as the Cambridge sequences do) with the photographer looking at whichever
-facade is ahead, at dusk, through another lens and image shape.  It exists so
+materials and paving, trees, a few long walks round the yard facing the
+facades (as the Cambridge sequences retrace one route), at dusk, through
+another lens and image shape.  It exists so
 that ``benchmarks/foreign_data.py`` can check the defaults on data nobody
 tuned them for.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from apptool_posenet.cambridge import write_split
-from apptool_posenet.generator import catmull_rom, render_walk, smooth_noise
+from apptool_posenet.generator import render_walk, smooth_noise
 from apptool_posenet.geometry import look_rotation
 from apptool_posenet.scene import SIGN_PHOTOS, Layout, Lighting
 
@@ -31,7 +31,7 @@ class CourtyardSettings:
     """What to render: the yard (width, depth in metres), the camera and the walks."""
 
     seed: int = 0
-    yard_m: tuple[float, float] = (90.0, 55.0)
+    yard_m: tuple[float, float] = (70.0, 45.0)
     image_size: tuple[int, int] = (224, 126)  # 16:9, as Cambridge Landmarks' video frames
     hfov_deg: float = 50.0
     train_walks: int = 6
@@ -84,34 +84,42 @@ def dusk(rng: np.random.Generator) -> Lighting:
     )
 
 
-def long_walk(rng: np.random.Generator, layout: Layout, n_frames: int, step_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Camera centres and rotations of a long wander through the yard, the gaze drifting between facade points."""
+def loop_walk(rng: np.random.Generator, layout: Layout, n_frames: int, step_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Camera centres and rotations of a walk along the loop round the yard, facing the facades on its outer side.
+
+    As in Cambridge Landmarks, every walk follows the same route (here a loop some metres in from the
+    buildings, in either direction, from anywhere on it) with its own distance from the walls, its own
+    angle between the path and the facades, and slow pans: test walks retrace the training route
+    without repeating a training walk.
+    """
     x0, x1, y0, y1 = layout.walk_area
-    controls = rng.uniform([x0, y0], [x1, y1], size=(int(np.ceil(n_frames * step_m / 15.0)) + 2, 2))
-    curve = catmull_rom(controls)
-    curve[:, 0], curve[:, 1] = np.clip(curve[:, 0], x0, x1), np.clip(curve[:, 1], y0, y1)
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
-    s = np.linspace(0, min(arc[-1], step_m * (n_frames - 1)), n_frames)
-    xy = np.stack([np.interp(s, arc, curve[:, 0]), np.interp(s, arc, curve[:, 1])], axis=1)
-    height = rng.uniform(1.45, 1.8)
-    centres = np.column_stack([xy, height + 0.03 * np.sin(s / step_m * np.pi)])
-    # gaze: points on the walls around the yard, one every ~40 frames, the view panning between them
-    knots = max(2, n_frames // 40 + 1)
-    side = rng.integers(0, 4, knots)
-    along = rng.uniform(0, 1, knots)
-    m = MARGIN_M
-    wall_x = np.where(side < 2, x0 - m + along * (x1 - x0 + 2 * m), np.where(side == 2, x0 - m, x1 + m))
-    wall_y = np.where(side >= 2, y0 - m + along * (y1 - y0 + 2 * m), np.where(side == 0, y0 - m, y1 + m))
-    t = np.linspace(0, 1, n_frames)
-    grid = np.linspace(0, 1, knots)
-    target = np.column_stack(
-        [np.interp(t, grid, wall_x), np.interp(t, grid, wall_y), np.interp(t, grid, rng.uniform(2, 10, knots))]
+    inset = rng.uniform(0.0, min(x1 - x0, y1 - y0) / 4)
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]) + inset * np.array(
+        [[1, 1], [-1, 1], [-1, -1], [1, -1], [1, 1]]
     )
-    delta = target - centres
-    yaw = np.arctan2(delta[:, 0], delta[:, 1]) + smooth_noise(rng, n_frames, np.radians(8), knots=knots)
-    pitch = np.arctan2(delta[:, 2], np.linalg.norm(delta[:, :2], axis=1)) + smooth_noise(rng, n_frames, np.radians(3))
+    edges = np.linalg.norm(np.diff(corners, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(edges)])
+    direction = rng.choice([-1.0, 1.0])
+    s = (rng.uniform(0, arc[-1]) + direction * step_m * np.arange(n_frames)) % arc[-1]
+    xy = np.stack([np.interp(s, arc, corners[:, 0]), np.interp(s, arc, corners[:, 1])], axis=1)
+    xy += np.column_stack([smooth_noise(rng, n_frames, 1.0, knots=9), smooth_noise(rng, n_frames, 1.0, knots=9)])
+    travel = np.gradient(xy, axis=0)
+    travel /= np.maximum(np.linalg.norm(travel, axis=1, keepdims=True), 1e-9)
+    window = min(9, n_frames)
+    travel = np.stack([np.convolve(travel[:, k], np.ones(window) / window, mode="same") for k in (0, 1)], axis=1)  # round corners
+    travel /= np.maximum(np.linalg.norm(travel, axis=1, keepdims=True), 1e-9)
+    half = np.array([(x1 - x0) / 2, (y1 - y0) / 2])
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    rel = (xy - centre) / half
+    outward = np.where(np.abs(rel[:, :1]) > np.abs(rel[:, 1:]), [[1.0, 0.0]], [[0.0, 1.0]]) * np.sign(rel)
+    angle = rng.uniform(np.radians(30), np.radians(80))
+    gaze = np.cos(angle) * travel + np.sin(angle) * outward
+    yaw = np.arctan2(gaze[:, 0], gaze[:, 1]) + smooth_noise(rng, n_frames, np.radians(10), knots=max(3, n_frames // 30))
+    pitch = rng.uniform(0.0, np.radians(15)) + smooth_noise(rng, n_frames, np.radians(3))
     roll = smooth_noise(rng, n_frames, np.radians(3), knots=9)
-    return centres, np.stack([look_rotation(a, b, c) for a, b, c in zip(yaw, np.clip(pitch, -0.1, 0.6), roll)])
+    height = rng.uniform(1.45, 1.8) + 0.03 * np.sin(np.arange(n_frames) * np.pi)
+    centres = np.column_stack([np.clip(xy[:, 0], x0, x1), np.clip(xy[:, 1], y0, y1), height])
+    return centres, np.stack([look_rotation(a, b, c) for a, b, c in zip(yaw, pitch, roll)])
 
 
 def write_courtyard(folder: Path, settings: CourtyardSettings) -> Path:
@@ -125,7 +133,7 @@ def write_courtyard(folder: Path, settings: CourtyardSettings) -> Path:
         names, images, poses = [], [], []
         for number in numbers:
             rng = np.random.default_rng([int(settings.seed), 12, number])
-            centres, rots = long_walk(rng, layout, settings.frames_per_walk, settings.step_m)
+            centres, rots = loop_walk(rng, layout, settings.frames_per_walk, settings.step_m)
             seq = render_walk(
                 f"seq{number + 1}",
                 centres,
