@@ -129,6 +129,8 @@ def test_bench_prints_the_ratio(scaffold_env, cli_bundle):
         (("train", "digits_demo", "--preset", "huge", "--out", "x"), "no preset 'huge'"),
         (("train", "digits_demo", "--set", "oops", "--out", "x"), "expected KEY=VALUE"),
         (("train", "digits_demo", "--set", "train.optimizer=adam", "--out", "x"), "train.optimizer"),
+        (("train", "digits_demo", "--set", "train.epochs=1.7", "--out", "x"), "train.epochs = 1.7: expected an integer"),
+        (("train", "digits_demo", "--set", "train.lrr=0.1", "--out", "x"), "did you mean 'train.lr'?"),
         (("eval", "/nonexistent/bundle"), "not a bundle directory"),
         (("export", "/nonexistent/bundle"), "not a bundle directory"),
     ],

@@ -29,7 +29,7 @@ from apptool.plugins import get_plugins
 EPOCHS = 8
 
 
-def train_command(out: Path, resume: bool) -> list[str]:
+def train_command(out: Path, resume: bool, epochs: int = EPOCHS, quiet: bool = True) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -39,8 +39,8 @@ def train_command(out: Path, resume: bool) -> list[str]:
         "--preset",
         "tiny",
         "--epochs",
-        str(EPOCHS),
-        "--quiet",
+        str(epochs),
+        *(["--quiet"] if quiet else []),
         "--out",
         str(out),
         *(["--resume"] if resume else []),
@@ -187,19 +187,7 @@ def test_a_killed_export_leaves_only_tool_named_files_which_the_next_export_remo
 
 def test_training_without_a_terminal_prints_a_line_per_epoch_as_it_goes(scaffold_env, tmp_path):
     out, epochs = tmp_path / "b", 3
-    command = [
-        sys.executable,
-        "-m",
-        "apptool",
-        "train",
-        "digits_demo",
-        "--preset",
-        "tiny",
-        "--epochs",
-        str(epochs),
-        "--out",
-        str(out),
-    ]
+    command = train_command(out, False, epochs, quiet=False)
     process = subprocess.Popen(command, env=scaffold_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         first = process.stdout.readline()
