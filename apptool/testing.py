@@ -49,6 +49,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def connect_client(url: str, timeout: float = 120.0):
+    """A gradio_client Client for a hub that may still be starting (retried until ``timeout`` seconds)."""
+    import time
+
+    from gradio_client import Client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return Client(url, verbose=False)
+        except Exception:  # not listening yet: connection refused, or a half-started app
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def one_batch(task, config, size: int = 8):
     """A fixed training batch, collated as the trainer collates it."""
     splits = task.load_data(config, None)

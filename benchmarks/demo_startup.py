@@ -23,19 +23,7 @@ from pathlib import Path
 
 from load_test import request_for
 
-from apptool.testing import free_port
-
-
-def connect(url: str, deadline: float):
-    from gradio_client import Client
-
-    while True:
-        try:
-            return Client(url, verbose=False)
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+from apptool.testing import connect_client, free_port
 
 
 def main() -> None:
@@ -55,13 +43,13 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}/"
             started = time.monotonic()
             deadline = started + args.timeout
-            client = connect(url, deadline)
+            client = connect_client(url, args.timeout)
             up = time.monotonic()
             tasks = [row["task"] for row in client.predict(api_name="/models")["models"]]
             answered: dict[str, float] = {}
             final: dict[str, float] = {}
             while len(final) < len(tasks) and time.monotonic() < deadline:
-                client = connect(url, deadline)  # a fresh client sees the endpoints of tabs rendered since
+                client = connect_client(url)  # a fresh client sees the endpoints of tabs rendered since
                 rows = {row["task"]: row for row in client.predict(api_name="/models")["models"]}
                 for task in tasks:
                     row = rows[task]

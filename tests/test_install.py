@@ -8,7 +8,6 @@ import shlex
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import cv2
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 from docs_blocks import shell_commands
 
-from apptool.testing import free_port
+from apptool.testing import connect_client, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE = ["--no-index", "--no-build-isolation", "--quiet"]
@@ -69,7 +68,7 @@ def test_the_guides_commands_in_a_fresh_venv(fresh_venv, tmp_path):
         if "demo" in argv:
             server = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                client = _connect(f"http://127.0.0.1:{port}/")
+                client = connect_client(f"http://127.0.0.1:{port}/")
                 answer = client.predict(handle_file(str(example)), api_name="/rotation_predict")
                 assert isinstance(answer, dict) and "label" in answer
             finally:
@@ -86,19 +85,6 @@ def test_the_guides_commands_in_a_fresh_venv(fresh_venv, tmp_path):
         [str(fresh_venv / "bin" / "python"), "-m", "pip", "show", "-f", "apptool-rotation"], text=True
     )
     assert "Editable project location" not in installed
-
-
-def _connect(url: str, timeout: float = 120.0):
-    from gradio_client import Client
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return Client(url, verbose=False)
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
 
 
 def requirement_closure(roots: list[str]) -> dict[str, object]:
