@@ -1,27 +1,27 @@
-"""Exporters by format, one function each under one decorator; plugins add more via ``apptool_exporters``."""
+"""Export formats: the built-in ones come from this module as a plugin, through the same hook as a third party's.
+
+``apptool_exporters`` below is registered before any installed plugin (see
+``apptool.plugins.BUILTIN_PLUGINS``), so a plugin's format of the same name wins,
+and ``run_exporter`` knows one registry: the hook's answers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
+from apptool import hookimpl
 from apptool.errors import ConfigError
 
-Exporter = Callable[[Path, "Path | None"], Path]
-EXPORTERS: dict[str, Exporter] = {}
+
+@hookimpl
+def apptool_exporters() -> dict[str, object]:
+    """onnx (re-export with the parity check), fp16 and int8 variants, a Triton model repository."""
+    from apptool.quantize import export_fp16, export_int8
+    from apptool.triton import export_triton
+
+    return {"onnx": export_onnx_bundle, "fp16": export_fp16, "int8": export_int8, "triton": export_triton}
 
 
-def exporter(name: str) -> Callable[[Exporter], Exporter]:
-    """Register ``fn(bundle_dir, out_dir) -> written path`` as the exporter of format ``name``."""
-
-    def register(fn: Exporter) -> Exporter:
-        EXPORTERS[name] = fn
-        return fn
-
-    return register
-
-
-@exporter("onnx")
 def export_onnx_bundle(bundle_dir: Path, out_dir: Path | None) -> Path:
     """Re-export the bundle's graphs from its safetensors weights, with the parity check."""
     import shutil
@@ -53,16 +53,10 @@ def run_exporter(name: str, bundle_dir: Path, out_dir: Path | None) -> Path:
         remove_stale_temp_files(folder, recursive=True)
     plugins = get_plugins()
     available = plugins.provided("apptool_exporters")
-    if name not in available and name not in EXPORTERS:
+    if name not in available:
         raise ConfigError(
-            f"no exporter for format {name!r}; available: {', '.join(sorted({*EXPORTERS, *available}))}"
+            f"no exporter for format {name!r}; available: {', '.join(sorted(available))}"
             + plugins.failure_note("apptool_exporters", name)
         )
-    if name not in available:
-        return EXPORTERS[name](Path(bundle_dir), Path(out_dir) if out_dir else None)
     plugin, fn = available[name]
     return plugins.call(plugin, f"exporter {name!r}", fn, Path(bundle_dir), Path(out_dir) if out_dir else None)
-
-
-# The deployment formats live in their own modules and register themselves with @exporter on import.
-from apptool import quantize, triton  # noqa: E402,F401

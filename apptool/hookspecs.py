@@ -13,6 +13,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     import typer
 
+    from apptool.engine.callbacks import Callback
     from apptool.task import Task
 
 hookspec = pluggy.HookspecMarker("apptool")
@@ -38,6 +39,12 @@ def apptool_dataset_readers() -> dict[str, dict]:
 @hookspec
 def apptool_exporters() -> dict[str, object]:
     """Return {format name: exporter(bundle_dir, out_dir) -> Path}; merged across plugins."""
+
+
+# -- training --------------------------------------------------------------------
+@hookspec
+def apptool_train_callbacks(config: dict) -> list[Callback]:
+    """Return Callback objects for a training run with ``config``; all plugins' lists are joined after the built-ins."""
 
 
 # -- command line ----------------------------------------------------------------

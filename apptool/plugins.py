@@ -32,6 +32,9 @@ from apptool.errors import AppToolError, ConfigError
 from apptool.task import Task
 
 GROUP = "apptool"
+#: Modules of the core that are plugins themselves (datasette's DEFAULT_PLUGINS): registered before any entry
+#: point, whatever APPTOOL_PLUGINS says, and not listed among the installed plugins.
+BUILTIN_PLUGINS = ("apptool.exporters",)
 HOOKS = tuple(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("apptool_"))
 #: Hooks whose every answer must be a dict (their spec says so); any other answer is recorded as the plugin's error.
 DICT_HOOKS = frozenset(h for h in HOOKS if str(inspect.signature(getattr(hookspecs, h)).return_annotation).startswith("dict"))
@@ -83,6 +86,8 @@ class Plugins:
         self.skipped_commands: dict[str, str] = {}  # command name -> why it was not added
         self._roots: dict[str, Path] = {}  # plugin name -> its source file or package folder
         self._distributions: dict[str, str] = {}
+        for module in BUILTIN_PLUGINS:
+            self.pm.register(importlib.import_module(module), name=module)
         self._load_entry_points(only)
 
     # -- loading ---------------------------------------------------------------

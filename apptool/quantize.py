@@ -33,7 +33,6 @@ from rich.console import Console
 
 from apptool.bundle import atomic_write_bytes, atomic_write_json, read_config, read_json
 from apptool.errors import ConfigError, ExportError
-from apptool.exporters import exporter
 from apptool.runtime import METADATA_KEY
 
 VARIANTS_DIR = "variants"
@@ -366,13 +365,11 @@ def variant_info(bundle_dir: Path, name: str) -> dict[str, Any]:
     return info
 
 
-@exporter("fp16")
 def export_fp16(bundle_dir: Path, out_dir: Path | None) -> Path:
     """float16 graphs in ``BUNDLE/variants/fp16`` (float32 inputs and outputs)."""
     return export_variant("fp16", bundle_dir, out_dir)
 
 
-@exporter("int8")
 def export_int8(bundle_dir: Path, out_dir: Path | None) -> Path:
     """Dynamically quantized int8 graphs in ``BUNDLE/variants/int8``."""
     return export_variant("int8", bundle_dir, out_dir)

@@ -21,7 +21,6 @@ from typing import Any
 
 from apptool.bundle import atomic_write_bytes, atomic_write_json, read_config
 from apptool.errors import ExportError
-from apptool.exporters import exporter
 
 PLATFORM = "onnxruntime_onnx"
 MAX_BATCH_SIZE = 16
@@ -233,7 +232,6 @@ Outputs the client reads:
 """
 
 
-@exporter("triton")
 def export_triton(bundle_dir: Path, out_dir: Path | None) -> Path:
     """Write a Triton model repository for the bundle (default: ``BUNDLE/triton``)."""
     from apptool.plugins import get_plugins

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pluggy
 import tomllib
 from conftest import make_discoverable
-from docs_blocks import GUIDE, blocks
+from docs_blocks import GUIDE, blocks, public_names, reference_heading
 
 from apptool import hookspecs
 
@@ -68,17 +70,59 @@ def test_the_guides_plugin_passes_the_conformance_suite(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "10 passed" in done.stdout
+    check = subprocess.run(
+        [sys.executable, "-m", "apptool", "plugins", "--check"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert check.returncode == 0 and "check: ok" in check.stdout, check.stdout + check.stderr
 
 
-def test_hook_examples_in_the_guide_run():
+def test_hook_examples_in_the_guide_run(tmp_path):
+    """The guide's code after the conformance block runs in one namespace with the task and plugin blocks."""
+    import types
+
+    import pytest
     import typer
 
     import apptool
+    from apptool.errors import ConfigError
 
+    python = blocks("python")
     namespace = {"apptool": apptool}
-    for block in blocks("python")[3:]:
+    for block in python[:2] + python[3:]:
         exec(block, namespace)
     assert namespace["apptool_backbones"]()["resnet10t_narrow"]["model_name"] == "resnet10t"
     app = typer.Typer()
     namespace["apptool_cli_commands"](app)
     assert [c.name for c in app.registered_commands] == ["hello"]
+    [slow_epochs] = namespace["apptool_train_callbacks"]({})
+    slow_epochs.on_epoch_end(None, 3, [{"seconds": 61.0}])
+    assert slow_epochs.slow == [3]
+
+    config = namespace["RotationTask"]().config("tiny")
+    upright = namespace["apptool_dataset_readers"]()["rotation"]["upright_only"](tmp_path, config)
+    assert {label for _, label in upright.train} == {0}
+
+    export = namespace["apptool_exporters"]()["labels_txt"]
+    (tmp_path / "config.json").write_text(json.dumps({"task": "rotation", "labels": ["0", "90", "180", "270"]}))
+    assert export(tmp_path, None).read_text().split() == ["0", "90", "180", "270"]
+    (tmp_path / "config.json").write_text(json.dumps({"task": "steering"}))
+    with pytest.raises(ConfigError, match="steering bundle has no labels"):
+        export(tmp_path, tmp_path / "out")
+
+    plugin = types.ModuleType("rotation_plugin")
+    vars(plugin).update({k: v for k, v in namespace.items() if k.startswith("apptool_") or k == "APPTOOL_API"})
+    plugins = namespace["check_hooks"](plugin)
+    assert plugins.infos["rotation"].hooks == sorted(name for name, _ in hook_functions())
+
+
+def test_every_public_name_has_a_reference_entry_with_its_signature():
+    guide = GUIDE.read_text()
+    for name in sorted(public_names()):
+        heading = f"### `{reference_heading(name)}`"
+        assert heading in guide, f"docs/plugins.md has no reference entry {heading}"
+
+
+def test_every_reference_entry_names_a_real_object():
+    guide = GUIDE.read_text()
+    for heading in re.findall(r"^### `(apptool\.[^`(]+)", guide, re.M):
+        assert f"### `{reference_heading(heading)}`" in guide, f"{heading}: its signature in the guide is not the code's"

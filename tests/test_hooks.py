@@ -265,3 +265,94 @@ def test_cli_refuses_what_it_would_otherwise_ignore_or_leave_behind(scaffold_tas
 def test_model_card_names_the_bundle_folder(scaffold_bundle):
     card = (scaffold_bundle / "card.md").read_text()
     assert "{this folder}" not in card and f"apptool eval {scaffold_bundle} --json" in card
+
+
+CALLBACKS_PLUGIN = textwrap.dedent("""
+    import apptool
+    from apptool.engine.callbacks import Callback
+
+    EVENTS = []
+    FAIL = False
+
+
+    class Recorder(Callback):
+        def on_epoch_start(self, trainer, epoch):
+            EVENTS.append(f"start {epoch}")
+            if epoch == 1:  # a custom schedule: the last epoch trains at a learning rate of 0
+                for group in trainer.optimizer.param_groups:
+                    group["base_lr"] = 0.0
+
+        def on_validation_end(self, trainer, epoch, val_loss):
+            EVENTS.append(f"validated {epoch}")
+
+        def on_checkpoint(self, trainer, path):
+            EVENTS.append(f"checkpoint {path.name}")
+
+        def on_epoch_end(self, trainer, epoch, history):
+            EVENTS.append(f"end {epoch} csv={(trainer.out_dir / 'metrics.csv').exists()}")
+
+        def on_train_end(self, trainer, history):
+            EVENTS.append(f"done {len(history)}")
+
+
+    class Failing(Callback):
+        def on_epoch_end(self, trainer, epoch, history):
+            raise KeyError("missing")
+
+
+    @apptool.hookimpl
+    def apptool_train_callbacks(config):
+        return [Failing()] if FAIL else [Recorder()]
+""")
+
+
+def fit_tiny(task, out_dir, **train):
+    from apptool.engine.trainer import Trainer
+
+    config = task.config("tiny", {"train": {"epochs": 2, **train}})
+    trainer = Trainer(task, config, out_dir, progress=False)
+    return trainer.fit(task.build_model(config), task.load_data(config, None).train)[1]
+
+
+def test_train_callbacks_see_every_event_after_the_builtin_writer_and_can_set_the_schedule(plugins_with, tmp_path):
+    plugins = plugins_with(callbacks_plugin=CALLBACKS_PLUGIN)
+    history = fit_tiny(plugins.task("digits_demo"), tmp_path)
+    events = sys.modules["callbacks_plugin"].EVENTS
+    assert events == [
+        "start 0",
+        "validated 0",
+        "checkpoint checkpoint.safetensors",
+        "end 0 csv=True",
+        "start 1",
+        "validated 1",
+        "checkpoint checkpoint.safetensors",
+        "end 1 csv=True",
+        "done 2",
+    ]
+    assert history[0]["lr"] > 0 and history[1]["lr"] == 0.0
+    assert (tmp_path / "curves.png").is_file()
+
+
+def test_a_failing_train_callback_is_one_line_naming_the_plugin(plugins_with, tmp_path, monkeypatch):
+    from apptool.plugins import PluginError
+
+    plugins = plugins_with(callbacks_plugin=CALLBACKS_PLUGIN)
+    monkeypatch.setattr(sys.modules["callbacks_plugin"], "FAIL", True)
+    with pytest.raises(
+        PluginError, match=r"plugin 'callbacks_plugin' failed in training callback Failing.on_epoch_end: KeyError"
+    ):
+        fit_tiny(plugins.task("digits_demo"), tmp_path)
+
+
+def test_tensorboard_logging_when_asked(plugins_with, tmp_path):
+    import importlib.util
+
+    from apptool.errors import ConfigError
+
+    task = plugins_with().task("digits_demo")
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.raises(ConfigError, match="needs the tensorboard package"):
+            fit_tiny(task, tmp_path, tensorboard=True)
+    else:
+        fit_tiny(task, tmp_path, tensorboard=True)
+        assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, We
 
 from apptool.config import check_config
 from apptool.engine import distributed
+from apptool.engine.callbacks import Callbacks
 from apptool.engine.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from apptool.engine.curves import write_history
 from apptool.engine.progress import progress_display
 from apptool.errors import ConfigError
 from apptool.task import Task
@@ -166,6 +166,7 @@ class Trainer:
         self.device = distributed.setup()
         self.amp = self.device.type == "cuda"
         self.show_progress = progress and distributed.is_main()
+        self.callbacks = Callbacks.for_run(config, self.out_dir)
 
     # -- building blocks -----------------------------------------------------
     def _loader(self, dataset: Dataset, shuffle: bool, epoch: int) -> DataLoader:
@@ -237,6 +238,7 @@ class Trainer:
             train_set, float(self.opts["val_fraction"]), int(self.config["seed"]), int(self.opts.get("min_val_size") or 1)
         )
         optimizer = self._optimizer(model)
+        self.model, self.optimizer = model, optimizer  # what callbacks reach through the trainer
         steps_per_epoch = len(self._loader(train_part, False, 0))
         epochs, self.budget = epochs_for_budget(self.opts, steps_per_epoch)
         self.epochs = epochs
@@ -267,6 +269,7 @@ class Trainer:
             epoch_bar = bars.add_task(f"train {self.task.name}", total=epochs, completed=progress["epoch"] + 1)
             for epoch in range(progress["epoch"] + 1, epochs):
                 started = time.perf_counter()
+                self.callbacks.fire("on_epoch_start", self, epoch)
                 self._set_trainable(model, epoch)
                 wrapped = self._wrap(model)
                 seed_everything(int(self.config["seed"]) * 1000 + epoch)
@@ -275,6 +278,8 @@ class Trainer:
                     wrapped, model, optimizer, scaler, train_part, epoch, progress, total_steps, warmup, bars
                 )
                 val_loss = self._validate(wrapped, model, val_part) if val_part is not None else None
+                if val_loss is not None:
+                    self.callbacks.fire("on_validation_end", self, epoch, val_loss)
                 progress["history"].append(
                     {
                         "epoch": epoch + 1,
@@ -295,7 +300,8 @@ class Trainer:
                 progress["stopped_early"] = stop
                 if distributed.is_main():
                     save_checkpoint(ckpt_path, model, optimizer, progress, best_state, scaler)
-                    write_history(self.out_dir, progress["history"])
+                    self.callbacks.fire("on_checkpoint", self, ckpt_path)
+                self.callbacks.fire("on_epoch_end", self, epoch, progress["history"])
                 bars.update(
                     epoch_bar,
                     advance=1,
@@ -304,6 +310,7 @@ class Trainer:
                 )
                 if stop:
                     break
+        self.callbacks.fire("on_train_end", self, progress["history"])
         distributed.barrier()
         if best_state is not None:
             model.load_state_dict(best_state)
