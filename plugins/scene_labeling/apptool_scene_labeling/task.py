@@ -46,8 +46,8 @@ class SceneLabeling(Task):
     greater_is_better = True
     input_kind = "image"
     presets = {
-        "tiny": {
-            "model": {"decoder_channels": 16},
+        "tiny": {  # the tests' preset: a small random-init resnet10t, fast and independent of any weights
+            "model": {"decoder_channels": 16, "backbone": "resnet10t", "pretrained": None},
             "data": {"n_train": 16, "n_test": 4, "height": 64, "width": 64, "long_side": 64},
             "train": {"epochs": 1, "batch_size": 8, "val_fraction": 0.0},
         },
@@ -58,8 +58,9 @@ class SceneLabeling(Task):
     def default_config(self) -> dict[str, Any]:
         return {
             "model": {
-                "backbone": "resnet10t",
-                "pretrained": None,
+                # ImageNet-1k EfficientNet-Lite0 (README: +0.2 mIoU over random init from 32 scenes, same cost per step)
+                "backbone": "efficientnet_lite0",
+                "pretrained": "imagenet",
                 "decoder_channels": 64,
                 "dropout": 0.1,
                 "loss": "ce",  # "ce" | "balanced" (every class weighs the same: higher class accuracy)
