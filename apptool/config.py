@@ -94,7 +94,8 @@ def _kind(value: Any) -> str:
 
 def schema_examples(task: Task) -> list[dict[str, Any]]:
     """The defaults, and the defaults under each preset: every value a key may take by design."""
-    defaults = deep_merge({"train": dict(TRAIN_DEFAULTS), "seed": 0}, task.default_config())
+    # every task may read its data with a plugin's reader: ``data.format`` (apptool.datasets.load_splits)
+    defaults = deep_merge({"train": dict(TRAIN_DEFAULTS), "seed": 0, "data": {"format": None}}, task.default_config())
     return [defaults] + [deep_merge(defaults, preset) for preset in task.presets.values()]
 
 
