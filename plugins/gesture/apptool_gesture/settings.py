@@ -59,7 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "model": {"hidden": 128},
         "data": {"train_per_class": 600, "test_per_class": 150},
-        "train": {"steps": 4000, "patience": 8},
+        "train": {"steps": 6000, "patience": 8},  # 40 epochs of the 5,400 generated sequences
     },
 }
 
