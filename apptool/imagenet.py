@@ -235,3 +235,11 @@ def normalization(backbone: str, pretrained) -> tuple[tuple[float, ...], tuple[f
     if cfg is None:
         return IMAGENET_MEAN, IMAGENET_STD
     return tuple(map(float, cfg.mean)), tuple(map(float, cfg.std))
+
+
+def fill_normalization(section: dict, backbone: str, pretrained) -> dict:
+    """Set ``section["mean"]``/``["std"]`` to what the encoder's weights expect, unless the config gives them."""
+    for key, value in zip(("mean", "std"), normalization(backbone, pretrained)):
+        if section.get(key) is None:
+            section[key] = [float(v) for v in value]
+    return section

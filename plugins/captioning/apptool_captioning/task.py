@@ -94,12 +94,9 @@ class CaptioningTask(Task):
         if (overrides.get("model") or {}).get("pretrained") and "finetune" not in (overrides.get("train") or {}):
             overrides = deep_merge({"train": {"finetune": "gradual", "unfreeze_epoch": 1, "backbone_lr_mult": 0.1}}, overrides)
         config = super().config(preset, overrides)
-        from apptool.imagenet import normalization
+        from apptool.imagenet import fill_normalization
 
-        model, data = config["model"], config["data"]
-        for key, value in zip(("mean", "std"), normalization(model["backbone"], model.get("pretrained"))):
-            if data.get(key) is None:
-                data[key] = [float(v) for v in value]
+        fill_normalization(config["data"], config["model"]["backbone"], config["model"].get("pretrained"))
         return config
 
     # -- torch side --------------------------------------------------------------

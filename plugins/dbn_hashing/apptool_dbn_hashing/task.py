@@ -105,11 +105,9 @@ class DbnHashingTask(Task):
         config = super().config(preset, overrides)
         model = config["model"]
         if model["features"] == "backbone":
-            from apptool.imagenet import normalization
+            from apptool.imagenet import fill_normalization
 
-            for key, value in zip(("mean", "std"), normalization(model["backbone"], model.get("pretrained"))):
-                if model.get(key) is None:
-                    model[key] = [float(v) for v in value]
+            fill_normalization(model, model["backbone"], model.get("pretrained"))
         return config
 
     # -- torch side --------------------------------------------------------------

@@ -194,12 +194,9 @@ class SceneLabeling(Task):
 
 def with_normalization(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with the encoder's input mean/std in ``model`` (kept if set): stored in the bundle, used by the graph."""
-    from apptool.imagenet import normalization
+    from apptool.imagenet import fill_normalization
 
-    model = config["model"]
-    for key, value in zip(("mean", "std"), normalization(model["backbone"], model.get("pretrained"))):
-        if model.get(key) is None:
-            model[key] = [float(v) for v in value]
+    fill_normalization(config["model"], config["model"]["backbone"], config["model"].get("pretrained"))
     return config
 
 
