@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from apptool.errors import ConfigError, DataError, InputError
+from apptool.paths import inside_data_folder
 from apptool.task import Splits, Task
 
 
@@ -97,7 +98,11 @@ def _class_folders(split_dir: Path) -> dict[str, list[Path]]:
             if entry.suffix.lower() in IMAGE_SUFFIXES:
                 raise DataError(f"{entry}: image outside a class folder; expected {split_dir.name}/<class>/{entry.name}")
             continue
-        files = sorted(p for p in entry.iterdir() if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            inside_data_folder(p, split_dir.parent)  # a link out of the data folder is refused, as in every reader
+            for p in entry.iterdir()
+            if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_SUFFIXES
+        )
         if not files:
             raise DataError(f"{entry}: class folder {entry.name!r} holds no images ({kinds})")
         found[entry.name] = files

@@ -62,3 +62,16 @@ def test_unreadable_image_names_the_file(folder):
     train, _ = read_image_folder(folder)
     with pytest.raises(DataError, match=r"train/dog/1.png: not a readable image"):
         train[4]
+
+
+def test_a_link_out_of_the_data_folder_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere.png"
+    cv2.imwrite(str(outside), np.zeros((8, 8, 3), np.uint8))
+    root = tmp_path / "data"
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (root / split / name).mkdir(parents=True)
+            cv2.imwrite(str(root / split / name / "0.png"), np.zeros((8, 8, 3), np.uint8))
+    (root / "train" / "a" / "1.png").symlink_to(outside)
+    with pytest.raises(DataError, match="outside the data folder"):
+        read_image_folder(root)

@@ -25,7 +25,7 @@ from mutations import SETTINGS, mangled_bytes, mangled_text, outcome, write_mess
 from apptool.errors import InputError
 from apptool.images import IMAGE_SUFFIXES, MAX_PIXELS, VIDEO_SUFFIXES, write_video
 
-IMAGE_TASKS = ["steering", "scene_labeling", "posenet", "dbn_hashing", "captioning"]
+IMAGE_TASKS = ["steering", "scene_labeling", "posenet", "dbn_hashing", "captioning", "image_classification"]
 #: Shorter runs of the parts of ``tiny`` that only measure the model (the closed-loop drive).
 OVERRIDES = {"steering": {"data": {"sim": {"seconds": 5.0}}}}
 DTYPES = [np.uint8, np.uint16, np.int8, np.int32, np.int64, np.float16, np.float32, np.float64, np.bool_, np.complex64]
