@@ -243,7 +243,7 @@ def _number(value: str | None) -> str:
         return "-"
 
 
-def progress_markdown(job: Job, total_epochs: int, title: str) -> str:
+def progress_markdown(job: Job, title: str) -> str:
     """What a pending tab shows: queued, the current epoch and losses, or why training failed."""
     command = f"`apptool train {job.task} --preset {job.preset} --out {job.target} --resume`"
     until = (
@@ -265,10 +265,11 @@ def progress_markdown(job: Job, total_epochs: int, title: str) -> str:
         return f"**{title}** finished training in {elapsed // 60} min {elapsed % 60} s."
     if not history:
         return (
-            f"**Training {title}** in the background (`{job.preset}` preset, {total_epochs} epochs): "
+            f"**Training {title}** in the background (`{job.preset}` preset): "
             f"preparing data and the first epoch… ({elapsed} s so far). {until}"
         )
     last = history[-1]
+    total_epochs = last.get("epochs") or "?"  # the trainer's plan for this data (a budget in steps becomes epochs)
     if str(last.get("epoch")) == str(total_epochs):
         return (
             f"**{title}**: all {total_epochs} epochs trained; exporting to ONNX and evaluating on the "

@@ -115,10 +115,10 @@ class Models:
         job = self.job(name)
         if self.ready(name):
             if job is not None and job.replaces is not None and job.state in ("queued", "training"):
-                return progress_markdown(job, int(task.config(job.preset)["train"]["epochs"]), title)
+                return progress_markdown(job, title)
             return f"**{title}**: the model is trained and loaded."
         if job is not None and job.state != "done":
-            return progress_markdown(job, int(task.config(job.preset)["train"]["epochs"]), title)
+            return progress_markdown(job, title)
         target = bundle_path(self.bundles, name)
         return (
             f"**No usable model for {title}.** {self._errors.get(name, '')}\n\n"

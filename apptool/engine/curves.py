@@ -8,7 +8,7 @@ from pathlib import Path
 
 from apptool.bundle import atomic_write_bytes
 
-COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+COLUMNS = ("epoch", "epochs", "train_loss", "val_loss", "lr", "seconds")  # epochs: the run's planned total
 
 
 def write_history(out_dir: Path, history: list[dict], plot: bool = True) -> None:

@@ -283,6 +283,7 @@ class Trainer:
                 progress["history"].append(
                     {
                         "epoch": epoch + 1,
+                        "epochs": epochs,
                         "train_loss": train_loss,
                         "val_loss": val_loss,
                         "lr": optimizer.param_groups[0]["lr"],
