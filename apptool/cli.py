@@ -146,14 +146,9 @@ def train(
 
     task = get_plugins().task(task_name)
     _refuse_encoder_options(task, preset, backbone, pretrained)
-    overrides = _parse_set(set_)
-    if epochs is not None:
-        overrides.setdefault("train", {})["epochs"] = epochs
-    if seed is not None:
-        overrides["seed"] = seed
-    for key, value in (("backbone", backbone), ("pretrained", pretrained)):
-        if value is not None:
-            overrides.setdefault("model", {})[key] = value
+    options = {"train.epochs": epochs, "seed": seed, "model.backbone": backbone, "model.pretrained": pretrained}
+    # the options are --set pairs too, so `--epochs 3 --set train=5` is the same one-line mistake
+    overrides = _parse_set([*set_, *(f"{key}={json.dumps(value)}" for key, value in options.items() if value is not None)])
     if data is not None and not data.is_dir():
         raise ConfigError(f"--data {data}: no such folder")
     config = task.config(preset, overrides)

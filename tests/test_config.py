@@ -41,6 +41,13 @@ def test_bad_set_values_are_one_line_naming_the_key(scaffold_task, monkeypatch, 
     assert not (tmp_path / "b").exists(), "a refused config must not touch --out"
 
 
+def test_an_option_clashing_with_a_set_section_is_one_line(scaffold_task, monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(
+        monkeypatch, capsys, "train", "digits_demo", "--epochs", "3", "--set", "train=5", "--out", tmp_path / "b"
+    )
+    assert code == 2 and "'train' was set to a value above" in err and len(err.strip().splitlines()) == 1
+
+
 def test_nan_loss_is_one_line(scaffold_task, monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(
         monkeypatch,
