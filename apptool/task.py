@@ -42,7 +42,9 @@ class Graph:
     ``module`` takes its inputs positionally in ``input_names`` order and
     returns a tensor or a tuple in ``output_names`` order.  ``examples`` are
     feeds at several shapes (batch sizes, lengths, image sizes): the first is
-    the export example, all of them are checked for parity.
+    the export example, all of them are checked for parity: torch and ONNX
+    Runtime may differ by ``atol`` on outputs of magnitude up to 1, and by
+    ``atol`` times the magnitude on larger ones.
     """
 
     name: str
@@ -181,11 +183,7 @@ class Task(ABC):
 
     @abstractmethod
     def loss(self, model: "torch.nn.Module", batch: Any) -> "torch.Tensor":
-        """The training loss of one batch (also used for validation).
-
-        Call ``model(...)`` for the forward pass: under DDP ``model`` is the
-        DistributedDataParallel wrapper, whose other attributes are not the model's.
-        """
+        """The training loss of one batch (also used for validation); ``model`` is always the bare model."""
 
     @abstractmethod
     def graphs(self, model: "torch.nn.Module", config: dict[str, Any]) -> list[Graph]:

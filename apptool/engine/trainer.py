@@ -157,6 +157,18 @@ def batch_size_of(batch: Any) -> int:
     return 1
 
 
+class TaskLoss(torch.nn.Module):
+    """``forward(batch) = task.loss(model, batch)``: DDP wraps this, so a task's loss always gets the bare model
+    (as Lightning routes ``forward`` to ``training_step``)."""
+
+    def __init__(self, task: Task, model: torch.nn.Module):
+        super().__init__()
+        self.task, self.model = task, model
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.task.loss(self.model, batch)
+
+
 class Trainer:
     """Trains ``task``'s model on its data with the ``train`` section of ``config``."""
 
@@ -222,12 +234,14 @@ class Trainer:
             encoder.eval()  # frozen features keep their batch-norm statistics
 
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module whose forward is one batch's loss: under DDP, wrapped so gradients are synchronised."""
+        step = TaskLoss(self.task, model)
         if distributed.world_size() <= 1:
-            return model
+            return step
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        return DistributedDataParallel(step, device_ids=ids, find_unused_parameters=True)
 
     # -- the loop --------------------------------------------------------------
     def fit(self, model: torch.nn.Module, train_set: Dataset, resume: bool = False) -> tuple[torch.nn.Module, list[dict]]:
@@ -329,7 +343,7 @@ class Trainer:
                 group["lr"] = group["base_lr"] * factor
             batch = to_device(batch, self.device)
             with torch.autocast("cuda", enabled=self.amp) if self.amp else contextlib.nullcontext():
-                loss = self.task.loss(wrapped, batch)
+                loss = wrapped(batch)
             if not torch.isfinite(loss):
                 raise ConfigError(
                     f"training loss became {loss.item()} at epoch {epoch + 1}, step {progress['step']}; "

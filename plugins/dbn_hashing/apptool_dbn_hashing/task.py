@@ -152,10 +152,9 @@ class DbnHashingTask(Task):
 
         images, labels = batch
         visible, _, output = model(images)
-        net = getattr(model, "module", model)  # under DDP the wrapper holds the model
-        if net.head_kind != "autoencoder":
+        if model.head_kind != "autoencoder":
             return F.cross_entropy(output, labels)
-        if net.visible_kind == "bernoulli":
+        if model.visible_kind == "bernoulli":
             return F.binary_cross_entropy_with_logits(output, visible.detach())
         return F.mse_loss(output, visible.detach())
 

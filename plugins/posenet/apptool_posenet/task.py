@@ -176,9 +176,8 @@ class PoseNetTask(Task):
         from apptool_posenet.model import pose_loss
 
         images, target = batch
-        net = getattr(model, "module", model)  # settings live on the model, DDP-wrapped or not
         xyz, quat, _, log_vars = model(images, with_log_vars=True)
-        return pose_loss(xyz, quat, target, log_vars, net.loss_kind, net.beta)
+        return pose_loss(xyz, quat, target, log_vars, model.loss_kind, model.beta)
 
     def graphs(self, model, config: dict[str, Any]) -> list[Graph]:
         size = model.input_size

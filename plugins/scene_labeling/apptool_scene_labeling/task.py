@@ -127,7 +127,7 @@ class SceneLabeling(Task):
         from apptool_scene_labeling.model import segmentation_loss
 
         images, masks = batch
-        return segmentation_loss(model(images), masks, getattr(model, "module", model).balanced)
+        return segmentation_loss(model(images), masks, model.balanced)
 
     def graphs(self, model, config: dict[str, Any]) -> list[Graph]:
         side = int(config["data"]["long_side"])
