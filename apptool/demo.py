@@ -44,6 +44,17 @@ class DemoContext:
     def config(self) -> dict[str, Any]:
         return self.predictor.config
 
+    def example_files(self, images: list) -> list[str]:
+        """RGB example images written as PNGs into the work folder: gradio's Examples take file paths."""
+        import cv2
+
+        paths = []
+        for index, image in enumerate(images):
+            path = Path(self.work_dir) / f"{self.task.name}_example_{index}.png"
+            cv2.imwrite(str(path), image[:, :, ::-1])
+            paths.append(str(path))
+        return paths
+
     def api_name(self, action: str = "predict") -> str:
         """The endpoint name gradio_client calls: ``/<task>_<action>``."""
         return f"{self.task.name}_{action}"

@@ -65,11 +65,8 @@ def build_tab(task, ctx) -> None:
     bundle_dir, config = Path(ctx.predictor.bundle_dir), ctx.config
     index, meta = HammingIndex.load(bundle_dir / INDEX_FILE)
     classes = meta.get("classes", [])
-    examples = []
-    for i, image in enumerate(task.sample_inputs(config, 8, seed=11)):
-        path = Path(ctx.work_dir) / f"dbn_hashing_example_{i}.png"
-        cv2.imwrite(str(path), cv2.resize(image, (64, 64), interpolation=cv2.INTER_NEAREST)[:, :, ::-1])
-        examples.append([str(path)])
+    shown = [cv2.resize(image, (64, 64), interpolation=cv2.INTER_NEAREST) for image in task.sample_inputs(config, 8, seed=11)]
+    examples = [[path] for path in ctx.example_files(shown)]
 
     gr.Markdown(
         f"Upload an image: the DBN turns it into a {index.bits}-bit code, and the {len(index):,} database "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import cv2
 import numpy as np
 
 from apptool.errors import InputError
@@ -22,11 +21,7 @@ def build_demo(ctx) -> None:
     import gradio as gr
 
     task, config = ctx.task, ctx.config
-    examples = []
-    for i, image in enumerate(task.sample_inputs(config, 4, seed=7)):
-        path = ctx.work_dir / f"image_classification_example_{i}.png"
-        cv2.imwrite(str(path), image[:, :, ::-1])
-        examples.append([str(path)])
+    examples = [[path] for path in ctx.example_files(task.sample_inputs(config, 4, seed=7))]
     model, classes = config["model"], len(config["labels"])
     gr.Markdown(
         f"`{model['backbone']}` classifier over {classes:,} classes ({config.get('source', '')}). "

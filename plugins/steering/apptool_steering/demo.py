@@ -51,11 +51,7 @@ def build_demo(ctx) -> None:
     import gradio as gr
 
     task, config = ctx.task, ctx.config
-    examples = []
-    for i, frame in enumerate(task.sample_inputs(config, 4, seed=7)):
-        path = ctx.work_dir / f"steering_example_{i}.png"
-        cv2.imwrite(str(path), frame[:, :, ::-1])
-        examples.append([str(path)])
+    examples = [[path] for path in ctx.example_files(task.sample_inputs(config, 4, seed=7))]
 
     gr.Markdown(
         "PilotNet (Bojarski et al. 2016) predicts the steering command from one forward camera frame. "
