@@ -13,7 +13,6 @@ from apptool_steering import data, metrics, road, sim, vehicle
 from apptool_steering.task import SteeringTask
 
 from apptool.errors import DataError
-from apptool.testing import TaskConformance
 
 TASK = SteeringTask()
 
@@ -290,22 +289,3 @@ def test_train_on_udacity_folder_then_eval_on_onnx_runtime(tmp_path, config):
     result = json.loads(done.stdout[done.stdout.index("{") :])
     assert {"rmse", "rmse_zero_baseline", "autonomy", "interventions", "sim_seconds"} <= set(result)
     assert result["test_samples"] == 3 and result["provider"]
-
-
-class TestConformance(TaskConformance):
-    task_name = "steering"
-
-    def test_demo_drive_writes_a_video_and_the_autonomy(self, task, bundle, tmp_path):
-        from apptool_steering.demo import drive_video
-
-        from apptool.demo import DemoContext
-        from apptool.errors import InputError
-        from apptool.runtime import Predictor
-
-        ctx = DemoContext(Predictor(bundle, task=task), work_dir=tmp_path)
-        video, summary = drive_video(ctx, 2)
-        assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 0
-        assert cv2.VideoCapture(video).get(cv2.CAP_PROP_FRAME_COUNT) == 20
-        assert "Autonomy" in summary
-        with pytest.raises(InputError):
-            drive_video(ctx, 1e6)
