@@ -33,7 +33,7 @@ from apptool_scene_labeling.scenes import CLASSES, generate_scene
 EVAL_BATCH = 8
 
 
-class SceneLabeling(Task):
+class SceneLabelingTask(Task):
     name = "scene_labeling"
     title = "Scene labeling"
     description = (

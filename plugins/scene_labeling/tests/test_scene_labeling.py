@@ -18,7 +18,7 @@ from apptool_scene_labeling.data import (
 )
 from apptool_scene_labeling.metrics import confusion, scores
 from apptool_scene_labeling.scenes import CLASSES, GRASS, IGNORE, ROAD, SKY, WATER, scene
-from apptool_scene_labeling.task import SceneLabeling, decode_mask
+from apptool_scene_labeling.task import SceneLabelingTask, decode_mask
 
 from apptool.errors import DataError
 
@@ -222,7 +222,7 @@ def test_balanced_loss_weighs_each_present_class_equally():
 def test_model_takes_any_multiple_of_32_and_exposes_its_encoder():
     import torch
 
-    task = SceneLabeling()
+    task = SceneLabelingTask()
     model = task.build_model(task.config("tiny")).eval()
     assert hasattr(model, "encoder") and model.encoder.pretrained_source == "random init"
     with torch.no_grad():
@@ -239,7 +239,7 @@ def test_model_loads_a_pretrained_backbone_bundle(tmp_path):
     source = timm.create_model("resnet10t", num_classes=5)
     save_state(tmp_path / "weights.safetensors", source.state_dict())
     (tmp_path / "config.json").write_text(json.dumps({"kind": "backbone", "backbone": "resnet10t"}))
-    task = SceneLabeling()
+    task = SceneLabelingTask()
     model = task.build_model(task.config("tiny", {"model": {"pretrained": str(tmp_path)}}))
     assert torch.equal(model.encoder.state_dict()["layer2.0.conv1.weight"], source.state_dict()["layer2.0.conv1.weight"])
 
@@ -251,7 +251,7 @@ def test_train_eval_predict_on_an_images_masks_folder(tmp_path):
     from apptool.runtime import Predictor
 
     data = _write_layout(tmp_path / "data", n_train=6, n_test=2, size=(48, 64))
-    task = SceneLabeling()
+    task = SceneLabelingTask()
     bundle = train(task, task.config("tiny"), tmp_path / "bundle", data_dir=data, progress=False)
     metrics = json.loads((bundle / "metrics.json").read_text())
     assert metrics["export"]["parity_shapes"]["model"] == ["image[1, 3, 64, 64]", "image[3, 3, 32, 96]"]
@@ -275,7 +275,7 @@ def test_imagenet_encoder_stores_its_normalisation_and_the_onnx_graph_applies_it
     from apptool.export import export_onnx
     from apptool.runtime import OnnxRunner
 
-    task = SceneLabeling()
+    task = SceneLabelingTask()
     config = task.config("tiny", {"model": {"backbone": "efficientnet_lite0", "pretrained": "imagenet"}})
     assert config["model"]["mean"] == [0.5, 0.5, 0.5] and config["model"]["std"] == [0.5, 0.5, 0.5]
     model = task.build_model(config).eval()
