@@ -8,15 +8,15 @@ from apptool.errors import InputError
 from apptool.images import to_rgb
 
 
-def build_demo(task, ctx) -> None:
+def build_demo(ctx) -> None:
     """Components inside the hub's tab; the model runs through ``ctx.predictor`` (ONNX Runtime)."""
     import gradio as gr
 
-    examples = []
-    for index, image in enumerate(task.sample_inputs(ctx.config, 4, seed=7)):
-        path = ctx.work_dir / f"captioning-example-{index}.png"
-        cv2.imwrite(str(path), cv2.resize(image, (256, 256), interpolation=cv2.INTER_NEAREST)[:, :, ::-1])
-        examples.append(str(path))
+    task = ctx.task
+    shown = [
+        cv2.resize(image, (256, 256), interpolation=cv2.INTER_NEAREST) for image in task.sample_inputs(ctx.config, 4, seed=7)
+    ]
+    examples = ctx.example_files(shown)
     gr.Markdown(
         "Show and Tell: a convnet encodes the image, an LSTM writes the sentence. Beam search keeps the "
         f"{ctx.config['decode']['beam_size']} best partial captions at every word; the score is the caption's "

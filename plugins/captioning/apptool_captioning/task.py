@@ -252,4 +252,4 @@ class CaptioningTask(Task):
     def demo(self, ctx):
         from apptool_captioning.demo import build_demo
 
-        build_demo(self, ctx)
+        build_demo(ctx)

@@ -57,11 +57,12 @@ def first_layer_view(bundle_dir: Path, config: dict[str, Any]) -> tuple[np.ndarr
     return filter_mosaic(weights, tuple(config["input_shape"])), caption
 
 
-def build_tab(task, ctx) -> None:
+def build_demo(ctx) -> None:
     import gradio as gr
 
     from apptool_dbn_hashing.task import INDEX_FILE
 
+    task = ctx.task
     bundle_dir, config = Path(ctx.predictor.bundle_dir), ctx.config
     index, meta = HammingIndex.load(bundle_dir / INDEX_FILE)
     classes = meta.get("classes", [])

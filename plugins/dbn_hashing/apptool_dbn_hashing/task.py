@@ -283,6 +283,6 @@ class DbnHashingTask(Task):
         return code_picture(item, result["bits"])
 
     def demo(self, ctx) -> None:
-        from apptool_dbn_hashing.demo import build_tab
+        from apptool_dbn_hashing.demo import build_demo
 
-        build_tab(self, ctx)
+        build_demo(ctx)

@@ -35,10 +35,10 @@ def side_by_side(left: np.ndarray, right: np.ndarray, height: int = 256) -> np.n
     return np.concatenate([fit(left), gap, fit(right)], axis=1)
 
 
-def build_demo(task, ctx) -> None:
+def build_demo(ctx) -> None:
     import gradio as gr
 
-    config = ctx.config
+    task, config = ctx.task, ctx.config
     scene = config["scene"]
     builtin = scene["source"] == "builtin"
     examples = []

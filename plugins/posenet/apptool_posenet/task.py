@@ -265,4 +265,4 @@ class PoseNetTask(Task):
     def demo(self, ctx) -> None:
         from apptool_posenet.demo import build_demo
 
-        build_demo(self, ctx)
+        build_demo(ctx)
