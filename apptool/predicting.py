@@ -119,7 +119,7 @@ def predict_paths(bundle_dir: Path, inputs: list[Path], out_dir: Path | None = N
         for (path, index, name, item), result in zip(batch, _predict(predictor, batch)):
             single = name == path.name
             rows.append({"input": str(path) if single else f"{path}:{name}", "result": result})
-            if outputs and (drawn := task.render(item, result)) is not None:
+            if outputs and (drawn := task.render(item, result, predictor.config)) is not None:
                 if path.suffix.lower() in VIDEO_SUFFIXES:
                     frames.setdefault(path, []).append(drawn)
                 else:  # a file of several items (a .ts of many series) numbers its drawings

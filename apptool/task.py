@@ -208,7 +208,7 @@ class Task(ABC):
 
         yield from read_image_or_video(path)
 
-    def render(self, item: Any, result: dict[str, Any]) -> np.ndarray | None:
+    def render(self, item: Any, result: dict[str, Any], config: dict[str, Any]) -> np.ndarray | None:
         """An annotated RGB image of a prediction, or None if the task draws nothing."""
         return None
 

@@ -224,7 +224,7 @@ class CaptioningTask(Task):
         scenes = make_scenes(n, (seed, SAMPLE_STREAM), size=data["image_size"], max_objects=data["max_objects"], n_captions=1)
         return [s.image for s in scenes]
 
-    def render(self, item, result):
+    def render(self, item, result, config):
         """The image (enlarged to at least 384 px wide) above a white band with the best caption."""
         image = to_rgb(item)
         if image.shape[1] < 384:

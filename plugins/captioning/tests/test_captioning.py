@@ -314,7 +314,7 @@ def test_torch_and_onnx_runtime_write_the_same_captions(coco_bundle, task):
 
 def test_render_writes_the_caption_under_the_image(task):
     image = scenes.make_scenes(1, 0)[0].image
-    drawn = task.render(image, {"caption": "a small red circle to the left of a big blue box " * 3})
+    drawn = task.render(image, {"caption": "a small red circle to the left of a big blue box " * 3}, task.config("tiny"))
     assert drawn.shape[1] == 384 and drawn.shape[0] > 384 and drawn.dtype == np.uint8
     band = drawn[384:]
     assert (band < 100).any() and (band == 255).mean() > 0.5  # dark text on white

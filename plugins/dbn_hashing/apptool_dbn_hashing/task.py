@@ -277,7 +277,7 @@ class DbnHashingTask(Task):
         shapes = datasets.shapes(seed, size, -(-n // len(datasets.SHAPE_CLASSES)))
         return [np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image for image in shapes.images[:n]]
 
-    def render(self, item: Any, result: dict[str, Any]) -> np.ndarray:
+    def render(self, item: Any, result: dict[str, Any], config: dict[str, Any]) -> np.ndarray:
         from apptool_dbn_hashing.demo import code_picture
 
         return code_picture(item, result["bits"])

@@ -364,7 +364,7 @@ def test_bundle_bits_agree_between_torch_and_onnx_and_reload_does_not_pretrain(t
     assert torch.count_nonzero(model.rbm_filters) > 0  # loaded from the bundle: the first RBM's weights
     rows = Predictor(bundle, task=task).predict(task.sample_inputs(config, 2))
     assert len(rows[0]["bits"]) == 16 and len(rows[0]["code"]) == 4
-    assert task.render(task.sample_inputs(config, 1)[0], rows[0]).shape[2] == 3
+    assert task.render(task.sample_inputs(config, 1)[0], rows[0], config).shape[2] == 3
     with pytest.raises(InputError):
         Predictor(bundle, task=task).predict([np.zeros((0, 3), np.uint8)])
 

@@ -241,7 +241,7 @@ class GestureTask(Task):
         except DataError as exc:
             raise InputError(str(exc)) from None
 
-    def render(self, item: Any, result: dict[str, Any]) -> np.ndarray | None:
+    def render(self, item: Any, result: dict[str, Any], config: dict[str, Any]) -> np.ndarray | None:
         from apptool_gesture.drawing import draw_sequence
 
         return draw_sequence(np.asarray(item, np.float32), f"{result['label']} {result['confidence']:.0%}")

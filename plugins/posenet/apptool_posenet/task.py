@@ -198,7 +198,6 @@ class PoseNetTask(Task):
         if not images:
             return []
         poses, _ = infer(runner, images, config)
-        self._scene, self._hfov = config["scene"], float(config["data"]["hfov_deg"])
         scene = config["scene"]
         results = []
         for pose in poses:
@@ -251,13 +250,10 @@ class PoseNetTask(Task):
         walk = render_sequence("sample", int(config["seed"]), "sample", seed, max(n, 1), size, float(config["data"]["hfov_deg"]))
         return walk.images[:n]
 
-    def render(self, item: Any, result: dict[str, Any]) -> np.ndarray | None:
+    def render(self, item: Any, result: dict[str, Any], config: dict[str, Any]) -> np.ndarray | None:
         """The input beside a top-down map with the training trajectory and the predicted pose."""
-        scene = getattr(self, "_scene", None)
-        if scene is None:
-            return None
         pose = np.array(result["position_m"] + result["quaternion_wxyz"])
-        picture = draw_map(scene, [(pose[:3], pose[3:], PREDICTED)], 400, self._hfov)
+        picture = draw_map(config["scene"], [(pose[:3], pose[3:], PREDICTED)], 400, float(config["data"]["hfov_deg"]))
         image = to_rgb(item)
         thumb = cv2.resize(image, (max(1, int(round(image.shape[1] * 400 / image.shape[0]))), 400), interpolation=cv2.INTER_AREA)
         return np.concatenate([thumb, picture], axis=1)

@@ -41,7 +41,7 @@ def build_demo(ctx) -> None:
             raise InputError("upload an image first")
         image = to_rgb(image, "uploaded image")
         result = ctx.predictor.predict([image])[0]
-        return task.render(image, result), {k: v for k, v in result["area"].items() if v > 0}
+        return task.render(image, result, ctx.config), {k: v for k, v in result["area"].items() if v > 0}
 
     def label_video(path):
         if not path:
@@ -50,7 +50,7 @@ def build_demo(ctx) -> None:
         frames, totals = [], np.zeros(len(classes))
         for _, frame in iter_video_frames(path, every=every, limit=MAX_VIDEO_FRAMES):
             result = ctx.predictor.predict([frame])[0]
-            frames.append(task.render(frame, result))
+            frames.append(task.render(frame, result, ctx.config))
             totals += [result["area"][name] for name in classes]
         if not frames:
             raise InputError(f"{Path(path).name}: no frames could be read")

@@ -180,7 +180,7 @@ class SceneLabelingTask(Task):
         rng = np.random.default_rng([int(seed), 2])  # a stream of its own: never a training or test scene
         return [generate_scene(rng, int(data["height"]), int(data["width"]))[0] for _ in range(n)]
 
-    def render(self, item: Any, result: dict[str, Any]) -> np.ndarray:
+    def render(self, item: Any, result: dict[str, Any], config: dict[str, Any]) -> np.ndarray:
         from apptool_scene_labeling.overlay import draw_overlay
 
         labels = decode_mask(result)

@@ -260,10 +260,11 @@ def test_train_eval_predict_on_an_images_masks_folder(tmp_path):
     assert {"pixel_acc", "class_acc", "miou", "per_class_iou"} <= set(result)
     assert 0 <= result["miou"] <= result["pixel_acc"] + 1e-9 <= 1 + 1e-9 and result["n_images"] == 2
     image = scene(9, 1, 0, 50, 70)[0]
-    prediction = Predictor(bundle).predict([image])[0]
+    predictor = Predictor(bundle)
+    prediction = predictor.predict([image])[0]
     assert decode_mask(prediction).shape == (50, 70)
     assert sum(prediction["area"].values()) == pytest.approx(1.0, abs=1e-3)
-    drawn = task.render(image, prediction)
+    drawn = task.render(image, prediction, predictor.config)
     assert drawn.shape[0] >= 50 and drawn.shape[1] > 70 and drawn.dtype == np.uint8
 
 

@@ -20,7 +20,7 @@ def predict_image(ctx, image: np.ndarray | None):
         raise InputError("upload a road image (a forward camera view) first")
     rgb = to_rgb(image, "uploaded image")
     result = ctx.predictor.predict([rgb])[0]
-    return ctx.task.render(rgb, result), result
+    return ctx.task.render(rgb, result, ctx.config), result
 
 
 def drive_video(ctx, seconds: float):

@@ -234,7 +234,7 @@ class SteeringTask(Task):
             frames.append(data.random_frame(track, rng, config["data"])[0])
         return frames
 
-    def render(self, item: Any, result: dict[str, Any]) -> np.ndarray | None:
+    def render(self, item: Any, result: dict[str, Any], config: dict[str, Any]) -> np.ndarray | None:
         from apptool_steering.overlay import draw_steering
 
         return draw_steering(to_rgb(item), float(result["steering"]))

@@ -235,7 +235,7 @@ def test_expert_drives_without_interventions_and_zero_steering_does_not(config):
 
 def test_render_draws_the_prediction(config):
     image = TASK.sample_inputs(config, 1)[0]
-    drawn = TASK.render(image, {"steering": 0.3})
+    drawn = TASK.render(image, {"steering": 0.3}, config)
     assert drawn.shape == image.shape and not np.array_equal(drawn, image)
 
 
