@@ -10,6 +10,7 @@ import numpy as np
 
 from apptool.errors import InputError
 from apptool.images import to_rgb, write_video
+from apptool_steering import overlay, sim
 
 MAX_DRIVE_S = 60.0
 
@@ -25,9 +26,6 @@ def predict_image(ctx, image: np.ndarray | None):
 
 def drive_video(ctx, seconds: float):
     """Drive the held-out track under the model's steering; the video and the autonomy figure."""
-    from apptool_steering import overlay, sim
-    from apptool_steering.task import model_policy
-
     try:
         seconds = float(seconds)
     except (TypeError, ValueError):
@@ -35,7 +33,9 @@ def drive_video(ctx, seconds: float):
     if not 1.0 <= seconds <= MAX_DRIVE_S:
         raise InputError(f"drive length must be between 1 and {MAX_DRIVE_S:.0f} s, got {seconds:g}")
     config = ctx.config
-    drive = sim.drive(model_policy(ctx.predictor.runner, config), config, seconds, on_frame=partial(overlay.drive_frame, scale=2))
+    drive = sim.drive(
+        sim.model_policy(ctx.predictor.runner, config), config, seconds, on_frame=partial(overlay.drive_frame, scale=2)
+    )
     frames = [cv2.resize(f, (f.shape[1] * 3 // 4, f.shape[0] * 3 // 4), interpolation=cv2.INTER_AREA) for f in drive.frames]
     path = write_video(ctx.work_dir / f"drive-{uuid.uuid4().hex[:8]}.mp4", frames, fps=1.0 / float(config["data"]["sim"]["dt"]))
     summary = (

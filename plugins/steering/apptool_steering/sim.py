@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from apptool_steering import metrics, road, vehicle
-from apptool_steering.data import MARGIN, network_rows, split_seed
+from apptool_steering.data import MARGIN, network_rows, preprocess, split_seed
 
 #: A policy maps (camera frame, expert command) to a steering command; a model ignores the expert.
 Policy = Callable[[np.ndarray, float], float]
@@ -109,3 +109,13 @@ def drive(
     result.seconds = steps * dt
     result.distance_m = hint * road.DS - MARGIN
     return result
+
+
+def model_policy(runner, config: dict[str, Any]) -> Callable[[np.ndarray, float], float]:
+    """A policy that steers by the model alone (the expert's command is ignored); ``runner`` runs the bundle."""
+    spec = config["input"]
+
+    def policy(image: np.ndarray, expert: float) -> float:
+        return float(runner.run("model", {"image": preprocess(image, spec)[None]})["steering"].reshape(-1)[0])
+
+    return policy

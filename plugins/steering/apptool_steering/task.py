@@ -14,8 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from apptool.images import to_rgb
+from apptool.errors import DataError
+from apptool.images import read_image, to_rgb
 from apptool.task import Graph, Runner, Splits, Task
+from apptool_steering import data, metrics, sim
+from apptool_steering.data import preprocess
+from apptool_steering.overlay import draw_steering
+from apptool_steering.plots import write_plots
+from apptool_steering.sim import model_policy
+from apptool_steering.vehicle import MAX_STEER_DEG
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -110,7 +117,6 @@ class SteeringTask(Task):
         return self._udacity(config, Path(data_dir))
 
     def _generated(self, config: dict[str, Any]) -> Splits:
-        from apptool_steering import data
 
         cfg = config["data"]
         spec = config.get("input") or data.input_spec(config)
@@ -129,9 +135,6 @@ class SteeringTask(Task):
         return Splits(train, test, info)
 
     def _udacity(self, config: dict[str, Any], root: Path) -> Splits:
-        from apptool.errors import DataError
-        from apptool.images import read_image
-        from apptool_steering import data
 
         for split in ("train", "test"):
             if not (root / split).is_dir():
@@ -169,7 +172,6 @@ class SteeringTask(Task):
         return F.mse_loss(model(images).squeeze(1), steering.float())
 
     def graphs(self, model: "torch.nn.Module", config: dict[str, Any]) -> list[Graph]:
-        from apptool_steering.data import preprocess
 
         frames = [preprocess(image, config["input"]) for image in self.sample_inputs(config, 4, seed=11)]
         examples = [{"image": np.stack(frames[:1])}, {"image": np.stack(frames[1:4])}]
@@ -179,8 +181,6 @@ class SteeringTask(Task):
 
     # -- numpy side ----------------------------------------------------------------
     def predict(self, runner: Runner, items: Sequence[Any], config: dict[str, Any]) -> list[dict[str, Any]]:
-        from apptool_steering.data import preprocess
-        from apptool_steering.vehicle import MAX_STEER_DEG
 
         if not items:
             return []
@@ -196,7 +196,6 @@ class SteeringTask(Task):
         ]
 
     def evaluate(self, runner: Runner, dataset: Any, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
-        from apptool_steering import metrics, sim
 
         predicted, target = [], []
         for start in range(0, len(dataset), EVAL_BATCH):
@@ -217,13 +216,10 @@ class SteeringTask(Task):
             "sim_rmse_vs_expert": metrics.rmse(drive.commands, drive.expert),
         }
         if out_dir is not None:
-            from apptool_steering.plots import write_plots
-
             write_plots(Path(out_dir), predicted, target, drive)
         return result
 
     def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[Any]:
-        from apptool_steering import data
 
         frames = []
         for i in range(n):
@@ -235,7 +231,6 @@ class SteeringTask(Task):
         return frames
 
     def render(self, item: Any, result: dict[str, Any], config: dict[str, Any]) -> np.ndarray | None:
-        from apptool_steering.overlay import draw_steering
 
         return draw_steering(to_rgb(item), float(result["steering"]))
 
@@ -243,15 +238,3 @@ class SteeringTask(Task):
         from apptool_steering.demo import build_demo
 
         build_demo(ctx)
-
-
-def model_policy(runner: Runner, config: dict[str, Any]):
-    """A simulator policy that steers by the model alone (the expert's command is ignored)."""
-    from apptool_steering.data import preprocess
-
-    spec = config["input"]
-
-    def policy(image: np.ndarray, expert: float) -> float:
-        return float(runner.run("model", {"image": preprocess(image, spec)[None]})["steering"].reshape(-1)[0])
-
-    return policy
