@@ -17,8 +17,7 @@ from apptool.errors import BundleError, InputError
 
 def _open(bundle: Path):
     from apptool.runtime import Predictor
-    from apptool_dbn_hashing.index import HammingIndex
-    from apptool_dbn_hashing.task import INDEX_FILE
+    from apptool_dbn_hashing.index import INDEX_FILE, HammingIndex
 
     predictor = Predictor(bundle)
     if predictor.task.name != "dbn_hashing":
@@ -66,7 +65,7 @@ def search(bundle: Path, inputs: list[Path], k: int, radius: int | None) -> list
 def add(bundle: Path, inputs: list[Path], label: str | None) -> dict[str, Any]:
     """Encode images and append them to the bundle's index; the class is ``label`` or each file's folder name."""
     from apptool_dbn_hashing.data import prepare_image
-    from apptool_dbn_hashing.task import INDEX_FILE
+    from apptool_dbn_hashing.index import INDEX_FILE
 
     predictor, index, meta = _open(bundle)
     classes = list(meta.get("classes", []))

@@ -11,7 +11,7 @@ import numpy as np
 from apptool.errors import InputError
 from apptool.images import to_rgb
 from apptool_dbn_hashing.data import display_image
-from apptool_dbn_hashing.index import HammingIndex
+from apptool_dbn_hashing.index import INDEX_FILE, HammingIndex
 
 TILE = 40
 
@@ -59,8 +59,6 @@ def first_layer_view(bundle_dir: Path, config: dict[str, Any]) -> tuple[np.ndarr
 
 def build_demo(ctx) -> None:
     import gradio as gr
-
-    from apptool_dbn_hashing.task import INDEX_FILE
 
     task = ctx.task
     bundle_dir, config = Path(ctx.predictor.bundle_dir), ctx.config

@@ -26,6 +26,7 @@ QUERY_BLOCK = 16
 DB_CHUNK = 16384
 SAMPLE = 16384
 FORMAT = "apptool.hamming_index/1"
+INDEX_FILE = "index.safetensors"  # the index inside a bundle
 BACKENDS = ("numba", "faiss", "numpy")
 NUMBA_MIN_ROWS = 50_000
 

@@ -24,10 +24,9 @@ from apptool.bundle import atomic_write_json
 from apptool.errors import DataError
 from apptool.task import Graph, Splits, Task
 from apptool_dbn_hashing import data as datasets
-from apptool_dbn_hashing.index import HammingIndex, pack_bits
+from apptool_dbn_hashing.index import INDEX_FILE, HammingIndex, pack_bits
 from apptool_dbn_hashing.metrics import retrieval_metrics
 
-INDEX_FILE = "index.safetensors"
 PRETRAINING_FILE = "pretraining.json"
 K, RADIUS = 10, 2
 BATCH = 256
