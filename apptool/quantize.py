@@ -296,7 +296,7 @@ def calibration_items(task, config: dict[str, Any], count: int) -> list[Any]:
     return task.sample_inputs(config, count, seed=2)
 
 
-def calibration_feeds(task, config: dict[str, Any], fp32_dir: Path, count: int = CALIBRATION_ITEMS) -> dict[str, list]:
+def calibration_feeds(task, config: dict[str, Any], fp32_dir: Path, count: int) -> dict[str, list]:
     """Each graph's input feeds for ``count`` training-like items, through the task's own preprocessing."""
     from apptool.runtime import OnnxRunner
 
@@ -324,7 +324,8 @@ def export_variant(name: str, bundle_dir: Path, out_dir: Path | None) -> Path:
     for graph in config["graphs"]:
         if not (bundle_dir / f"{graph}.onnx").is_file():
             raise ExportError(f"{bundle_dir / f'{graph}.onnx'}: missing; run `apptool export {bundle_dir}` first")
-    feeds = calibration_feeds(task, config, bundle_dir)
+    # int8 calibrates its activation ranges on many inputs; every variant is timed on a few
+    feeds = calibration_feeds(task, config, bundle_dir, CALIBRATION_ITEMS if name == "int8" else TIMED_FEEDS)
     for graph in config["graphs"]:
         source = bundle_dir / f"{graph}.onnx"
         data, kept = CONVERTERS[name](source, feeds.get(graph))

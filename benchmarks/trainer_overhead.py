@@ -69,9 +69,8 @@ def main() -> None:
     config = task.config("quick")
     if "n_train" in config.get("data", {}):
         config["data"]["n_train"] = args.samples
-    config["train"].update(epochs=args.epochs, val_fraction=0.0, patience=0, optimizer="adamw", grad_clip=0.0)
-    for key in ("steps", "min_epochs", "max_epochs"):  # a budget in steps would change the epoch count
-        config["train"].pop(key, None)
+    # steps=0: the epochs below, not a preset's budget in steps
+    config["train"].update(epochs=args.epochs, steps=0, val_fraction=0.0, patience=0, optimizer="adamw", grad_clip=0.0)
     dataset = load_splits(task, config, None).train
     bare, trainer = [], []
     for _ in range(args.rounds):
