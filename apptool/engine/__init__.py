@@ -68,6 +68,7 @@ def train(
             }
             announce(progress, f"{task.name}: exporting ONNX and evaluating on {len(splits.test)} held-out samples")
             finish_bundle(task, model, config, out_dir, splits.test, training)
+        distributed.barrier()  # ranks leave together: a rank tearing down gloo while rank 0 still writes can abort
     finally:
         distributed.teardown()
     return out_dir
