@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from apptool.errors import DataError
+from apptool.errors import ConfigError, DataError
 from apptool.images import to_rgb
 from apptool.task import Graph, Splits, Task
 from apptool_scene_labeling.data import (
@@ -31,6 +31,8 @@ from apptool_scene_labeling.metrics import confusion, scores, write_confusion_pn
 from apptool_scene_labeling.scenes import CLASSES, generate_scene
 
 EVAL_BATCH = 8
+#: model.loss: plain cross-entropy, or every class weighing the same (higher class accuracy)
+LOSSES = ("ce", "balanced")
 
 
 class SceneLabelingTask(Task):
@@ -83,15 +85,17 @@ class SceneLabelingTask(Task):
         """As the base class, with ``model.mean``/``std`` filled in from the encoder's weights unless given."""
         return with_normalization(super().config(preset, overrides))
 
+    def validate_config(self, config: dict[str, Any]) -> None:
+        """``model.loss`` names one of the two losses ``segmentation_loss`` knows."""
+        loss = config["model"].get("loss", "ce")
+        if loss not in LOSSES:
+            raise ConfigError(f"model.loss = {loss!r}: expected one of {', '.join(map(repr, LOSSES))}")
+
     # -- torch side ----------------------------------------------------------------
     def build_model(self, config: dict[str, Any]):
         from apptool_scene_labeling.model import SceneSegmenter
 
         model = config["model"]
-        if model.get("loss", "ce") not in ("ce", "balanced"):
-            from apptool.errors import ConfigError
-
-            raise ConfigError(f"model.loss = {model['loss']!r}; expected 'ce' or 'balanced'")
         # A finished bundle ("graphs" set at export) brings its own weights: its pretrained source is not needed again.
         pretrained = None if "graphs" in config else model.get("pretrained")
         return SceneSegmenter(

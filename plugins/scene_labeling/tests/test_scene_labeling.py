@@ -218,6 +218,18 @@ def test_balanced_loss_weighs_each_present_class_equally():
     )
 
 
+def test_an_unknown_loss_is_refused_by_the_config_check_naming_the_key():
+    from apptool.config import check_config
+    from apptool.errors import ConfigError
+
+    task = SceneLabelingTask()
+    config = task.config("tiny", {"model": {"loss": "focal"}})
+    with pytest.raises(ConfigError, match=r"model\.loss = 'focal'.*'ce', 'balanced'"):
+        check_config(task, config)
+    config["model"]["loss"] = "balanced"
+    assert check_config(task, config) is config
+
+
 # -- model -----------------------------------------------------------------------------------
 def test_model_takes_any_multiple_of_32_and_exposes_its_encoder():
     import torch
