@@ -4,8 +4,8 @@ A task module is imported on the predict path, which must work without torch,
 so this file (and a plugin's own ``task.py``) imports torch only inside the
 methods that train or export.  The split is:
 
-* torch side (training, export): ``build_model``, ``load_data``, ``loss``,
-  ``graphs``;
+* torch side (training, export): ``build_model``, ``load_data``, ``prepare``,
+  ``loss``, ``graphs``;
 * numpy side (deployment): ``predict``, ``evaluate``, ``read_input``,
   ``render``, ``demo``, ``sample_inputs`` — they talk to a model only through a
   :class:`Runner`, so the same code runs over torch and over ONNX Runtime.
@@ -180,6 +180,18 @@ class Task(ABC):
         from torch.utils.data import default_collate
 
         return default_collate(samples)
+
+    def prepare(self, model: "torch.nn.Module", train: Any, val: Any, config: dict[str, Any]) -> dict[str, Any] | None:
+        """A stage that needs the training data before fitting (greedy pretraining, feature statistics).
+
+        The trainer calls it once its validation split is made, with the parts it
+        will fit on (``train``) and hold out (``val``, None when it holds none out),
+        before it builds the optimizer.  It runs on every rank under DDP (same data,
+        same seed, so each rank starts from the same weights) with the model on the
+        CPU as built.  A resumed run skips it: the checkpoint holds its weights and
+        its result.  The JSON-ready result goes into metrics.json under ``prepare``.
+        """
+        return None  # most tasks fit from the weights build_model gives
 
     @abstractmethod
     def loss(self, model: "torch.nn.Module", batch: Any) -> "torch.Tensor":

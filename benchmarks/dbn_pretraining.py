@@ -77,9 +77,9 @@ def main() -> None:
                 started = time.perf_counter()
                 train(task, config, out, args.data, progress=False)
                 seconds = time.perf_counter() - started
-                log = out / "pretraining.json"
-                pre_seconds = json.loads(log.read_text())["seconds"] if log.exists() else 0.0
-                value = read_metrics(out)["test"][key]
+                metrics = read_metrics(out)
+                pre_seconds = (metrics.get("prepare") or {}).get("seconds", 0.0)  # the greedy stage's log, from Task.prepare
+                value = metrics["test"][key]
                 results.append(
                     {
                         "head": head,

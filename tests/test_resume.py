@@ -53,10 +53,27 @@ def scaffold_case(scaffold_task):
     return scaffold_task, scaffold_task.config("tiny", {"train": {"epochs": EPOCHS, "batch_size": 128}}), None
 
 
+@pytest.fixture(scope="module")
+def dbn_case():
+    """dbn_hashing has a Task.prepare stage (greedy RBM pretraining) that a resumed run must not redo."""
+    from apptool.plugins import get_plugins
+
+    task = get_plugins().task("dbn_hashing")
+    return task, task.config("tiny", {"train": {"epochs": EPOCHS}}), None
+
+
 def run_process(task, config, data_dir, out: Path, resume: bool, die_at: int | None, monkeypatch) -> list[int]:
-    """One training process as ``apptool train`` runs it (fresh data and model); the epochs it really trained."""
+    """One training process as ``apptool train`` runs it (fresh data and model); the epochs it really trained.
+
+    ``prepare``, when it runs, is recorded as the epoch -1.
+    """
     trained: list[int] = []
     original = Trainer._train_epoch
+    original_prepare = type(task).prepare
+
+    def preparing(self, *args, **kwargs):
+        trained.append(-1)
+        return original_prepare(self, *args, **kwargs)
 
     def recording(self, *args, **kwargs):
         epoch = inspect.signature(original).bind(self, *args, **kwargs).arguments["epoch"]
@@ -66,6 +83,7 @@ def run_process(task, config, data_dir, out: Path, resume: bool, die_at: int | N
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "_train_epoch", recording)
+    monkeypatch.setattr(type(task), "prepare", preparing)
     seed_everything(int(config["seed"]))
     splits = task.load_data(config, data_dir)
     config = {**config, **splits.info}
@@ -76,16 +94,18 @@ def run_process(task, config, data_dir, out: Path, resume: bool, die_at: int | N
         pass
     finally:
         monkeypatch.setattr(Trainer, "_train_epoch", original)
+        monkeypatch.setattr(type(task), "prepare", original_prepare)
     return trained
 
 
-@pytest.mark.parametrize("case", ["scaffold_case", "steering_case"])
+@pytest.mark.parametrize("case", ["scaffold_case", "steering_case", "dbn_case"])
 def test_resume_starts_at_the_saved_epoch_and_ends_bit_identical(case, request, tmp_path, monkeypatch):
     task, config, data_dir = request.getfixturevalue(case)
-    assert run_process(task, config, data_dir, tmp_path / "whole", False, None, monkeypatch) == list(range(EPOCHS))
-    assert run_process(task, config, data_dir, tmp_path / "split", False, KILLED_AT, monkeypatch) == list(range(KILLED_AT))
+    fresh = [-1, *range(EPOCHS)]  # prepare, then every epoch
+    assert run_process(task, config, data_dir, tmp_path / "whole", False, None, monkeypatch) == fresh
+    assert run_process(task, config, data_dir, tmp_path / "split", False, KILLED_AT, monkeypatch) == fresh[: KILLED_AT + 1]
     resumed = run_process(task, config, data_dir, tmp_path / "split", True, None, monkeypatch)
-    assert resumed == list(range(KILLED_AT, EPOCHS)), "the resumed process must train only the epochs not yet saved"
+    assert resumed == list(range(KILLED_AT, EPOCHS)), "the resumed process must not prepare again nor redo a saved epoch"
     whole, whole_meta = load_state(tmp_path / "whole" / CHECKPOINT)
     split, split_meta = load_state(tmp_path / "split" / CHECKPOINT)
     assert whole.keys() == split.keys() and any(k.startswith("optim.") for k in whole)
@@ -94,6 +114,12 @@ def test_resume_starts_at_the_saved_epoch_and_ends_bit_identical(case, request, 
     assert [row["train_loss"] for row in whole_meta["progress"]["history"]] == [
         row["train_loss"] for row in split_meta["progress"]["history"]
     ]
+    prepared = [meta["progress"]["prepared"] for meta in (whole_meta, split_meta)]
+    if case == "dbn_case":  # the greedy stage's log survives the resume (timings aside)
+        assert [[layer["n_hidden"] for layer in log["layers"]] for log in prepared] == [[32, 16], [32, 16]]
+        assert prepared[0]["train_images"] == prepared[1]["train_images"] > 0
+    else:
+        assert prepared == [None, None]
 
 
 def test_steering_augmentation_depends_on_seed_epoch_and_index_only(steering_case):
@@ -115,7 +141,7 @@ def test_steering_augmentation_depends_on_seed_epoch_and_index_only(steering_cas
 
 def test_resume_without_a_checkpoint_says_it_trains_from_scratch(scaffold_task, tmp_path, capfd, monkeypatch):
     config = scaffold_task.config("tiny", {"train": {"epochs": 1}})
-    assert run_process(scaffold_task, config, None, tmp_path / "new", True, None, monkeypatch) == [0]
+    assert run_process(scaffold_task, config, None, tmp_path / "new", True, None, monkeypatch) == [-1, 0]  # prepare, epoch 0
     lines = [line for line in capfd.readouterr().err.splitlines() if "--resume" in line]
     assert lines == [f"--resume: no {CHECKPOINT} in {tmp_path / 'new'}; training from scratch"]
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, WeightedRandomSampler
 
+from apptool.bundle import jsonable
 from apptool.config import check_config
 from apptool.engine import distributed
 from apptool.engine.callbacks import Callbacks
@@ -179,6 +180,7 @@ class Trainer:
         self.amp = self.device.type == "cuda"
         self.show_progress = progress and distributed.is_main()
         self.callbacks = Callbacks.for_run(config, self.out_dir)
+        self.prepared: dict[str, Any] | None = None  # what Task.prepare returned (metrics.json's "prepare")
 
     # -- building blocks -----------------------------------------------------
     def _loader(self, dataset: Dataset, shuffle: bool, epoch: int) -> DataLoader:
@@ -247,10 +249,16 @@ class Trainer:
     def fit(self, model: torch.nn.Module, train_set: Dataset, resume: bool = False) -> tuple[torch.nn.Module, list[dict]]:
         """Train ``model`` in place; return it (best validation weights restored) and the history."""
         seed_everything(int(self.config["seed"]))
-        model.to(self.device)
         train_part, val_part = split_validation(
             train_set, float(self.opts["val_fraction"]), int(self.config["seed"]), int(self.opts.get("min_val_size") or 1)
         )
+        ckpt_path = self.out_dir / CHECKPOINT
+        if resume and not distributed.same_on_every_rank(ckpt_path.exists()):  # else the ranks would train different epochs
+            raise ConfigError(f"--resume: {ckpt_path} exists on some nodes only; put --out on a filesystem all nodes share")
+        resuming = resume and ckpt_path.exists()
+        # a resumed run's checkpoint already holds what prepare made, and its result
+        self.prepared = None if resuming else jsonable(self.task.prepare(model, train_part, val_part, self.config))
+        model.to(self.device)
         optimizer = self._optimizer(model)
         self.model, self.optimizer = model, optimizer  # what callbacks reach through the trainer
         steps_per_epoch = len(self._loader(train_part, False, 0))
@@ -262,11 +270,9 @@ class Trainer:
         warmup = int(self.opts["warmup_epochs"]) * steps_per_epoch
         scaler = torch.amp.GradScaler("cuda") if self.amp else None
         progress = {"epoch": -1, "step": 0, "best_val": None, "bad_epochs": 0, "history": [], **run_identity(self.config)}
+        progress["prepared"] = self.prepared
         best_state = None
-        ckpt_path = self.out_dir / CHECKPOINT
-        if resume and not distributed.same_on_every_rank(ckpt_path.exists()):  # else the ranks would train different epochs
-            raise ConfigError(f"--resume: {ckpt_path} exists on some nodes only; put --out on a filesystem all nodes share")
-        if resume and ckpt_path.exists():
+        if resuming:
             try:
                 progress, best_state = load_checkpoint(ckpt_path, model, optimizer, scaler)
             except (RuntimeError, KeyError, ValueError) as exc:  # a checkpoint of another model
@@ -275,6 +281,7 @@ class Trainer:
                     "train without --resume or into another --out"
                 ) from None
             model.to(self.device)
+            self.prepared = progress.get("prepared")
         elif resume and distributed.is_main():
             print(f"--resume: no {CHECKPOINT} in {self.out_dir}; training from scratch", file=sys.stderr)
 

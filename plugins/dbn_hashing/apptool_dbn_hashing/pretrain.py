@@ -1,9 +1,9 @@
 """The greedy stage: RBMs pretrained on the trainer's own training images, then unrolled into the model.
 
-It runs inside ``build_model`` (see ``DbnHashingTask.build_model``), before the
-core trainer fine-tunes the unrolled network with ``Task.loss``.  It uses the
-same seeded train/validation split as the trainer, so the validation images
-the trainer holds out are held out here too (their free energy is logged).
+``DbnHashingTask.prepare`` runs it with the core trainer's training and
+validation parts, before the trainer fine-tunes the unrolled network with
+``Task.loss``: the validation images the trainer holds out are held out here
+too (their free energy is logged).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from apptool_dbn_hashing.data import ImageSet, to_model_input
+from apptool_dbn_hashing.data import to_model_input
 from apptool_dbn_hashing.model import DBNHasher
 from apptool_dbn_hashing.rbm import train_stack
 
@@ -29,21 +29,19 @@ def visible_vectors(model: DBNHasher, images: np.ndarray, batch: int = 256) -> t
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def trainer_split(train: ImageSet, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the trainer's training and validation parts (the core's own seeded split)."""
-    from apptool.engine.trainer import split_validation
-
-    fit, val = split_validation(train, float(config["train"]["val_fraction"]), int(config["seed"]))
-    fit_idx = np.asarray(getattr(fit, "indices", range(len(train))))
-    val_idx = np.asarray(val.indices) if val is not None else np.zeros(0, np.int64)
-    return fit_idx, val_idx
+def images_of(part: Any) -> np.ndarray:
+    """The uint8 images of the trainer's part of an ImageSet: a Subset of it, the whole set, or None (no images)."""
+    if part is None:
+        return np.zeros((0, 0, 0, 0), np.uint8)
+    indices = getattr(part, "indices", None)
+    return part.images if indices is None else part.dataset.images[np.asarray(indices, np.int64)]
 
 
-def prepare(model: DBNHasher, train: ImageSet, config: dict[str, Any], progress: bool = True) -> dict[str, Any] | None:
+def pretrain(model: DBNHasher, train: Any, val: Any, config: dict[str, Any], progress: bool = True) -> dict[str, Any] | None:
     """Set the feature standardisation from the training part and, if ``model.pretrain``, pretrain and unroll the DBN."""
-    fit_idx, val_idx = trainer_split(train, config)
-    fit_v = visible_vectors(model, train.images[fit_idx])
-    val_v = visible_vectors(model, train.images[val_idx])
+    fit_images, val_images = images_of(train), images_of(val)
+    fit_v = visible_vectors(model, fit_images)
+    val_v = visible_vectors(model, val_images)
     if hasattr(model, "encoder"):
         mean, std = fit_v.mean(0), fit_v.std(0).clamp_min(1e-6)
         model.feature_mean.copy_(mean)
@@ -59,7 +57,7 @@ def prepare(model: DBNHasher, train: ImageSet, config: dict[str, Any], progress:
     model.load_rbms(rbms)
     return {
         "seconds": round(time.perf_counter() - started, 2),
-        "train_images": len(fit_idx),
-        "held_out_images": len(val_idx),
+        "train_images": len(fit_images),
+        "held_out_images": len(val_images),
         "layers": layers,
     }

@@ -1,46 +1,30 @@
 """The dbn_hashing task: a DBN maps images to short binary codes; images are retrieved by Hamming distance.
 
 Training has two stages.  The greedy one (RBMs by contrastive divergence,
-stacked) is run by the task itself inside ``build_model``, on the training
-images ``load_data`` just produced, and its result is the model's initial
-weights.  The core trainer then fine-tunes the unrolled deep autoencoder with
-``loss`` (reconstruction through noisy code units).  A bundle reloaded later
-(``apptool bench``/``export``) builds the model without a pending training
-set, so nothing is pretrained again: its weights come from the bundle.
+stacked) is ``prepare``: the core trainer calls it with its own training and
+validation parts before it fits, and its log goes into metrics.json under
+``prepare``.  The trainer then fine-tunes the unrolled deep autoencoder with
+``loss`` (reconstruction through noisy code units).
 
 This module imports no torch: predict/evaluate/demo use numpy and a Runner.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from apptool.bundle import atomic_write_json
 from apptool.errors import DataError
 from apptool.task import Graph, Splits, Task
 from apptool_dbn_hashing import data as datasets
 from apptool_dbn_hashing.index import INDEX_FILE, HammingIndex, pack_bits
 from apptool_dbn_hashing.metrics import retrieval_metrics
 
-PRETRAINING_FILE = "pretraining.json"
 K, RADIUS = 10, 2
 BATCH = 256
-
-
-def _fingerprint(config: dict[str, Any]) -> str:
-    """What must match between ``load_data`` and ``build_model`` for the pending training images to apply."""
-    keys = {
-        "seed": config["seed"],
-        "model": config["model"],
-        "data": config["data"],
-        "val_fraction": config["train"]["val_fraction"],
-    }
-    return json.dumps(keys, sort_keys=True, default=str)
 
 
 class DbnHashingTask(Task):
@@ -62,10 +46,6 @@ class DbnHashingTask(Task):
         "quick": {},
         "full": {"model": {"hidden": [512, 256], "rbm": {"epochs": 50}}, "train": {"epochs": 60, "lr": 5e-4}},
     }
-
-    def __init__(self) -> None:
-        self._pending: dict[str, Any] = {}
-        self.pretraining_logs: dict[str, dict] = {}
 
     def default_config(self) -> dict[str, Any]:
         from apptool_dbn_hashing.settings import RBM_DEFAULTS
@@ -117,26 +97,22 @@ class DbnHashingTask(Task):
         data = datasets.resolve_data(config["data"], data_dir)
         train, test = datasets.load_splits(data, int(config["seed"]), data_dir)
         info = {"data": data, "classes": train.classes, "input_shape": [data["channels"], data["image_size"], data["image_size"]]}
-        # the greedy stage needs the whole training set, which only this call sees: keep it for build_model
-        self._pending = {_fingerprint({**config, **info}): train}
         return Splits(train, test, info)
 
     def build_model(self, config: dict[str, Any]):
         import torch
 
         from apptool_dbn_hashing.model import build
-        from apptool_dbn_hashing.pretrain import prepare
 
         with torch.random.fork_rng():
             torch.manual_seed(int(config["seed"]))
-            model = build(config, *self._shape_and_classes(config))
-        fingerprint = _fingerprint(config)
-        train = self._pending.pop(fingerprint, None)
-        if train is not None:
-            log = prepare(model, train, config)
-            if log is not None:
-                self.pretraining_logs[fingerprint] = log
-        return model
+            return build(config, *self._shape_and_classes(config))
+
+    def prepare(self, model, train, val, config: dict[str, Any]) -> dict[str, Any] | None:
+        """The greedy stage on the trainer's own parts: feature standardisation, then (``model.pretrain``) the RBM stack."""
+        from apptool_dbn_hashing.pretrain import pretrain
+
+        return pretrain(model, train, val, config)
 
     def _shape_and_classes(self, config: dict[str, Any]) -> tuple[tuple[int, int, int], int]:
         """Input shape and class count: from what load_data recorded, else from the built-in source's definition."""
@@ -249,20 +225,17 @@ class DbnHashingTask(Task):
             accuracy = float((queries["class_logits"].argmax(1) == dataset.labels).mean())
             result.update({"accuracy": accuracy, "error_rate": 1.0 - accuracy})
         if out_dir is not None:
-            self._write_bundle_files(Path(out_dir), config, base["bits"], database)
+            self._write_index(Path(out_dir), config, base["bits"], database)
         return result
 
-    def _write_bundle_files(self, out_dir: Path, config: dict[str, Any], bits: np.ndarray, database) -> None:
-        """The database index the demo searches, and the log of the greedy stage that made this model."""
+    def _write_index(self, out_dir: Path, config: dict[str, Any], bits: np.ndarray, database) -> None:
+        """The database index the demo searches."""
         index = HammingIndex(int(config["model"]["bits"]))
         index.add(pack_bits(bits), database.labels, database.names, database.images)
         index.save(
             out_dir / INDEX_FILE,
             {"classes": database.classes, "image_size": config["data"]["image_size"], "channels": config["data"]["channels"]},
         )
-        log = self.pretraining_logs.get(_fingerprint(config))
-        if log is not None:
-            atomic_write_json(out_dir / PRETRAINING_FILE, log)
 
     def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[np.ndarray]:
         data = config.get("data", {})
