@@ -1,4 +1,11 @@
-"""The recurrent classifier (torch), and the two graphs it exports: offline ``model`` and streaming ``step``.
+"""The classifier (torch), and the two graphs it exports: offline ``model`` and streaming ``step``.
+
+Two branches read the sequence side by side, as in LSTM-FCN (Karim et al.
+2017): a stacked (bi)LSTM/GRU, and a fully convolutional network (Wang et al.
+2017: conv blocks with batch norm and ReLU, then the mean over time).  Their
+readouts are concatenated before the linear classifier.  The recurrent branch
+alone fits a few dozen short series and does not generalise; the
+convolutional one is what the UCR/UEA archives reward.
 
 Training runs on packed variable-length batches, so padding never enters
 the recurrence and backpropagation through time stops at each sequence's
@@ -9,14 +16,16 @@ after, so it cannot influence that frame); the backward half of a
 bidirectional layer runs over each sequence reversed *within its length*
 (an index gather), which is what packing does.
 
-The optional 1-D convolution front end is causal (left-padded), so one new
-frame needs only the previous ``kernel - 1`` frames: the step graph carries
-them as a frame buffer next to the recurrent state (h, and c for LSTM).
+Every convolution is causal (left-padded), so one new frame needs only the
+previous ``kernel - 1`` inputs of that layer: the step graph carries them as
+one buffer per layer next to the recurrent state (h, and c for LSTM).  Batch
+norm uses its running statistics once trained (and, while training, the
+statistics of the frames inside each sequence's length only).
 
-With ``pool`` the classifier reads the mean of the top layer's outputs over
-the sequence next to its last output: every frame then reaches the loss
-directly, which long recordings (hundreds of frames) need to learn at all.
-The mean is causal too: the step graph carries the running sum and count.
+With ``pool`` the classifier reads the mean of the top recurrent layer's
+outputs next to its last output: every frame then reaches the loss directly,
+which long recordings (hundreds of frames) need to learn at all.  Means are
+causal too: the step graph carries the running sums and the frame count.
 """
 
 from __future__ import annotations
@@ -31,8 +40,80 @@ from apptool.errors import ConfigError
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
+def _time_index(x: torch.Tensor) -> torch.Tensor:
+    """(B, T) int64 frame numbers 0..T-1, built from tensor ops so ONNX keeps T dynamic."""
+    return torch.ones_like(x[:, :, 0], dtype=torch.int64).cumsum(1) - 1
+
+
+def _inside(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: which frames of a padded (B, T, ...) batch lie within their sequence's length."""
+    return _time_index(x) < lengths.unsqueeze(1)
+
+
+def _mean_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, H) mean of each sequence's first ``length`` frames of a (B, T, H) tensor."""
+    inside = _inside(x, lengths).to(x).unsqueeze(2)
+    return (x * inside).sum(1) / lengths.to(x).unsqueeze(1)
+
+
+class CausalConvBlock(nn.Module):
+    """Causal 1-D convolution → batch norm → ReLU, over (B, T, C) frames."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel, bias=False)  # batch norm brings the bias
+        self.norm = nn.BatchNorm1d(out_channels)
+
+    @property
+    def buffer_frames(self) -> int:
+        return self.conv.kernel_size[0] - 1
+
+    def _normed(self, y: torch.Tensor, inside: torch.Tensor | None) -> torch.Tensor:
+        """Batch norm of (B, T, C) frames; in training, statistics of the frames inside the sequences only."""
+        if not self.training or inside is None:
+            return self.norm(y.transpose(1, 2)).transpose(1, 2)
+        out = torch.zeros_like(y)
+        out[inside] = self.norm(y[inside])
+        return out
+
+    def forward(self, x: torch.Tensor, inside: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, C_in) → (B, T, C_out); frame t sees input frames t-k+1..t (zeros before the start)."""
+        y = self.conv(F.pad(x.transpose(1, 2), (self.buffer_frames, 0))).transpose(1, 2)
+        return F.relu(self._normed(y, inside))
+
+    def step(self, frame: torch.Tensor, buffer: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One (B, C_in) frame and the previous ``kernel - 1`` inputs → the (B, C_out) output and the next buffer."""
+        window = frame.unsqueeze(1) if buffer is None else torch.cat([buffer, frame.unsqueeze(1)], 1)
+        y = self.conv(window.transpose(1, 2))  # (B, C_out, 1): the window is exactly one kernel long
+        out = F.relu(self.norm(y)).squeeze(2)
+        return out, (window[:, 1:] if buffer is not None else None)
+
+
+class CausalFCN(nn.Module):
+    """Causal conv blocks; the classifier reads the mean of the last block's outputs over the sequence."""
+
+    def __init__(self, n_features: int, channels: list[int], kernels: list[int]):
+        super().__init__()
+        if len(channels) != len(kernels):
+            raise ConfigError(
+                f"model.fcn_channels ({len(channels)} blocks) and model.fcn_kernels ({len(kernels)}) differ in length"
+            )
+        if any(k < 1 for k in kernels) or any(c < 1 for c in channels):
+            raise ConfigError(f"model.fcn_channels {channels} and model.fcn_kernels {kernels} must be at least 1")
+        widths = [n_features, *channels]
+        self.blocks = nn.ModuleList(CausalConvBlock(a, b, k) for a, b, k in zip(widths, widths[1:], kernels))
+        self.out_channels = channels[-1]
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, F) → (B, T, C) features of every frame."""
+        inside = _inside(x, lengths) if self.training and lengths is not None else None
+        for block in self.blocks:
+            x = block(x, inside)
+        return x
+
+
 class GestureNet(nn.Module):
-    """Optional causal conv front end → stacked (bi)LSTM/GRU → [last output, mean output] → dropout → linear classifier."""
+    """[causal conv front end → stacked (bi)LSTM/GRU → last (and mean) output] ‖ [causal FCN → mean] → dropout → linear."""
 
     def __init__(
         self,
@@ -46,6 +127,8 @@ class GestureNet(nn.Module):
         conv_channels: int = 0,
         conv_kernel: int = 5,
         pool: bool = False,
+        fcn_channels: tuple[int, ...] = (),
+        fcn_kernels: tuple[int, ...] = (),
     ):
         super().__init__()
         if cell not in CELLS:
@@ -62,12 +145,14 @@ class GestureNet(nn.Module):
             dropout=dropout if layers > 1 else 0.0,
             bidirectional=bidirectional,
         )
+        self.fcn = CausalFCN(n_features, list(fcn_channels), list(fcn_kernels)) if fcn_channels else None
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden * (2 if bidirectional else 1) * (2 if pool else 1), n_classes)
+        recurrent = hidden * (2 if bidirectional else 1) * (2 if pool else 1)
+        self.head = nn.Linear(recurrent + (self.fcn.out_channels if self.fcn else 0), n_classes)
 
     @property
     def buffer_frames(self) -> int:
-        """Past input frames the causal convolution needs (0 without one)."""
+        """Past input frames the recurrent branch's causal convolution needs (0 without one)."""
         return self.conv.kernel_size[0] - 1 if self.conv is not None else 0
 
     def frontend(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,6 +161,12 @@ class GestureNet(nn.Module):
             return x
         x = F.pad(x.transpose(1, 2), (self.buffer_frames, 0))
         return F.relu(self.conv(x)).transpose(1, 2)
+
+    def classify(self, x: torch.Tensor, lengths: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+        """Logits from the recurrent readout (B, H') and, with the FCN, the mean of its features over each sequence."""
+        if self.fcn is not None:
+            recurrent = torch.cat([recurrent, _mean_within(self.fcn(x, lengths), lengths)], 1)
+        return self.head(self.drop(recurrent))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) of a padded batch sorted by decreasing length (the training path, packed)."""
@@ -86,12 +177,7 @@ class GestureNet(nn.Module):
         if self.pool:
             padded = pad_packed_sequence(outputs, batch_first=True)[0]  # zeros after each sequence's end
             final = torch.cat([final, padded.sum(1) / lengths.to(padded).unsqueeze(1)], 1)
-        return self.head(self.drop(final))
-
-
-def _time_index(x: torch.Tensor) -> torch.Tensor:
-    """(B, T) int64 frame numbers 0..T-1, built from tensor ops so ONNX keeps T dynamic."""
-    return torch.ones_like(x[:, :, 0], dtype=torch.int64).cumsum(1) - 1
+        return self.classify(x, lengths, final)
 
 
 def _reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -100,12 +186,6 @@ def _reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     last = (lengths - 1).unsqueeze(1)
     index = torch.where(t <= last, last - t, t)
     return x.gather(1, index.unsqueeze(2).expand_as(x))
-
-
-def _mean_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(B, H) mean of each sequence's first ``length`` frames of a (B, T, H) tensor."""
-    inside = (_time_index(x) < lengths.unsqueeze(1)).to(x).unsqueeze(2)
-    return (x * inside).sum(1) / lengths.to(x).unsqueeze(1)
 
 
 def _at_last(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -134,17 +214,17 @@ class OfflineGraph(nn.Module):
             self.backward_layers = nn.ModuleList(_single_layer(net.rnn, k, "_reverse") for k in range(net.layers))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.net.frontend(x)
+        h = self.net.frontend(x)
         if not self.net.bidirectional:
-            out = self.net.rnn(x)[0]
-            return self.net.head(self._with_mean(_at_last(out, lengths), out, lengths))
+            out = self.net.rnn(h)[0]
+            return self.net.classify(x, lengths, self._with_mean(_at_last(out, lengths), out, lengths))
         for fwd, bwd in zip(self.forward_layers, self.backward_layers):
-            ahead = fwd(x)[0]
-            behind = _reverse_within(bwd(_reverse_within(x, lengths))[0], lengths)
-            x = torch.cat([ahead, behind], 2)
+            ahead = fwd(h)[0]
+            behind = _reverse_within(bwd(_reverse_within(h, lengths))[0], lengths)
+            h = torch.cat([ahead, behind], 2)
         hidden = self.net.hidden
-        final = torch.cat([_at_last(x[:, :, :hidden], lengths), x[:, 0, hidden:]], 1)
-        return self.net.head(self._with_mean(final, x, lengths))
+        final = torch.cat([_at_last(h[:, :, :hidden], lengths), h[:, 0, hidden:]], 1)
+        return self.net.classify(x, lengths, self._with_mean(final, h, lengths))
 
     def _with_mean(self, final: torch.Tensor, outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return torch.cat([final, _mean_within(outputs, lengths)], 1) if self.net.pool else final
@@ -153,39 +233,38 @@ class OfflineGraph(nn.Module):
 class StepGraph(nn.Module):
     """ONNX graph ``step``: one frame and the state in, logits and the next state out.
 
-    Inputs, in order: x (B,F), then buf (B,K-1,F) when there is a convolution,
-    h (L,B,H), then c (L,B,H) for LSTM, then sum (B,H) and count (B,1) with
-    pooling; outputs: logits, then the same states with ``_out`` appended.
-    A zero state (and buffer) starts a sequence.
+    Inputs: x (B,F), then the state tensors named by ``streaming.state_shapes``
+    (in its order); outputs: logits, then the same states with ``_out``
+    appended.  A zero state starts a sequence.
     """
 
-    def __init__(self, net: GestureNet):
+    def __init__(self, net: GestureNet, names: list[str]):
         super().__init__()
         if net.bidirectional:
             raise ConfigError("streaming needs a unidirectional model; this one is bidirectional (model.bidirectional)")
-        self.net = net
+        self.net, self.names = net, list(names)
 
-    def forward(self, x: torch.Tensor, *state: torch.Tensor):
-        state = list(state)
-        out_state = []
+    def forward(self, x: torch.Tensor, *values: torch.Tensor):
+        state, new = dict(zip(self.names, values)), {}
         if self.net.buffer_frames:
-            window = torch.cat([state.pop(0), x.unsqueeze(1)], 1)
-            out_state.append(window[:, 1:])
+            window = torch.cat([state["buf"], x.unsqueeze(1)], 1)
+            new["buf"] = window[:, 1:]
             frame = F.relu(self.net.conv(window.transpose(1, 2))).transpose(1, 2)
         else:
             frame = self.net.frontend(x.unsqueeze(1))
-        recurrent = tuple(state[:2]) if self.net.cell == "lstm" else state[0]
-        out, new = self.net.rnn(frame, recurrent)
-        out_state += list(new) if self.net.cell == "lstm" else [new]
+        recurrent = (state["h"], state["c"]) if self.net.cell == "lstm" else state["h"]
+        out, hidden = self.net.rnn(frame, recurrent)
+        new.update(zip(("h", "c"), hidden) if self.net.cell == "lstm" else {"h": hidden})
         final = out[:, 0]
+        if "count" in state:
+            new["count"] = count = state["count"] + 1
         if self.net.pool:
-            total, count = state[-2] + final, state[-1] + 1
-            out_state += [total, count]
-            final = torch.cat([final, total / count], 1)
-        return (self.net.head(final), *out_state)
-
-
-def state_names(net: GestureNet) -> list[str]:
-    """The step graph's state inputs, in order."""
-    pooled = ["sum", "count"] if net.pool else []
-    return (["buf"] if net.buffer_frames else []) + (["h", "c"] if net.cell == "lstm" else ["h"]) + pooled
+            new["sum"] = state["sum"] + final
+            final = torch.cat([final, new["sum"] / count], 1)
+        if self.net.fcn is not None:
+            features = x
+            for i, block in enumerate(self.net.fcn.blocks):
+                features, new[f"fcn_buf{i}"] = block.step(features, state.get(f"fcn_buf{i}"))
+            new["fcn_sum"] = state["fcn_sum"] + features
+            final = torch.cat([final, new["fcn_sum"] / count], 1)
+        return (self.net.head(final), *(new[name] for name in self.names))

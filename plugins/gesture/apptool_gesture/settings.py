@@ -15,6 +15,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "conv_channels": 32,  # causal 1-D conv front end; 0 disables it
     "conv_kernel": 5,
     "pool": True,  # classify from the last output and the mean of all outputs (long recordings need it)
+    "fcn_channels": [64, 128, 64],  # causal FCN branch beside the LSTM (LSTM-FCN); [] disables it
+    "fcn_kernels": [8, 5, 3],
 }
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -51,7 +53,15 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
-        "model": {"hidden": 16, "layers": 1, "conv_channels": 8, "conv_kernel": 3, "dropout": 0.0},
+        "model": {
+            "hidden": 16,
+            "layers": 1,
+            "conv_channels": 8,
+            "conv_kernel": 3,
+            "dropout": 0.0,
+            "fcn_channels": [8, 8],
+            "fcn_kernels": [3, 3],
+        },
         "data": {"train_per_class": 8, "test_per_class": 3, "min_len": 12, "max_len": 30},
         "train": {"steps": 0, "epochs": 2, "batch_size": 16},
     },
@@ -66,7 +76,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def model_options(config: dict[str, Any]) -> dict[str, Any]:
     """The config's model section over the defaults, so older or partial configs still read."""
-    return {**MODEL_DEFAULTS, "pool": False, **config.get("model", {})}  # bundles from before pooling have no "pool"
+    before = {"pool": False, "fcn_channels": [], "fcn_kernels": []}  # what bundles from before pooling and the FCN mean
+    return {**MODEL_DEFAULTS, **before, **config.get("model", {})}
 
 
 def class_names(config: dict[str, Any]) -> list[str]:

@@ -20,19 +20,33 @@ def streaming_available(config: dict[str, Any]) -> bool:
     return not model_options(config)["bidirectional"]
 
 
-def initial_state(config: dict[str, Any], batch: int) -> dict[str, np.ndarray]:
-    """Zero state of the step graph for ``batch`` sequences: buf (conv front end), h, c for LSTM, sum and count with pooling."""
+def state_shapes(config: dict[str, Any], batch: int) -> dict[str, tuple[int, ...]]:
+    """Shapes of the step graph's state, in its input order: the recurrent branch's conv buffer, h, c for LSTM,
+    the pooled sum, one input buffer per FCN block with a kernel over 1, the FCN's sum, and the frame count."""
     opts = model_options(config)
-    state = {}
+    n_features = input_spec(config)["n_features"]
+    shapes: dict[str, tuple[int, ...]] = {}
     if opts["conv_channels"] and opts["conv_kernel"] > 1:
-        state["buf"] = np.zeros((batch, opts["conv_kernel"] - 1, input_spec(config)["n_features"]), np.float32)
-    state["h"] = np.zeros((opts["layers"], batch, opts["hidden"]), np.float32)
+        shapes["buf"] = (batch, opts["conv_kernel"] - 1, n_features)
+    shapes["h"] = (opts["layers"], batch, opts["hidden"])
     if opts["cell"] == "lstm":
-        state["c"] = np.zeros_like(state["h"])
+        shapes["c"] = shapes["h"]
     if opts["pool"]:
-        state["sum"] = np.zeros((batch, opts["hidden"]), np.float32)
-        state["count"] = np.zeros((batch, 1), np.float32)
-    return state
+        shapes["sum"] = (batch, opts["hidden"])
+    channels = list(opts["fcn_channels"])
+    for i, (width, kernel) in enumerate(zip([n_features, *channels], opts["fcn_kernels"])):
+        if kernel > 1:
+            shapes[f"fcn_buf{i}"] = (batch, kernel - 1, width)
+    if channels:
+        shapes["fcn_sum"] = (batch, channels[-1])
+    if opts["pool"] or channels:
+        shapes["count"] = (batch, 1)
+    return shapes
+
+
+def initial_state(config: dict[str, Any], batch: int) -> dict[str, np.ndarray]:
+    """Zero state of the step graph for ``batch`` sequences: what starts a sequence."""
+    return {name: np.zeros(shape, np.float32) for name, shape in state_shapes(config, batch).items()}
 
 
 def step(runner, frame: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -18,7 +18,7 @@ from apptool_gesture.features import check_sequence, input_spec, pad_batch, prep
 from apptool_gesture.generator import GESTURES, KINDS, make_gesture
 from apptool_gesture.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1, plot_confusion
 from apptool_gesture.settings import DEFAULT_CONFIG, PRESETS, class_names, model_options
-from apptool_gesture.streaming import stream, streaming_available
+from apptool_gesture.streaming import state_shapes, stream, streaming_available
 
 CHUNK = 64  # sequences per graph call
 
@@ -73,6 +73,8 @@ class GestureTask(Task):
             int(opts["conv_channels"]),
             int(opts["conv_kernel"]),
             bool(opts["pool"]),
+            [int(c) for c in opts["fcn_channels"]],
+            [int(k) for k in opts["fcn_kernels"]],
         )
 
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
@@ -97,7 +99,7 @@ class GestureTask(Task):
 
     def graphs(self, model, config: dict[str, Any]) -> list[Graph]:
         """``model`` (offline; dynamic batch and time) and, for a unidirectional network, ``step`` (streaming)."""
-        from apptool_gesture.model import OfflineGraph, StepGraph, state_names
+        from apptool_gesture.model import OfflineGraph, StepGraph
 
         model = model.eval()
         n_features = input_spec(config)["n_features"]
@@ -118,28 +120,28 @@ class GestureTask(Task):
         ]
         if model.bidirectional:
             return graphs
-        names = state_names(model)
-        shapes = {
-            "buf": lambda b: (b, model.buffer_frames, n_features),
-            "h": lambda b: (model.layers, b, model.hidden),
-            "c": lambda b: (model.layers, b, model.hidden),
-            "sum": lambda b: (b, model.hidden),
-        }
-        batch_axis = {"buf": 0, "h": 1, "c": 1, "sum": 0, "count": 0}
+        names = list(state_shapes(config, 1))
         step_examples = [
             {
                 "x": rng.standard_normal((b, n_features)).astype(np.float32),
-                **{n: (scale * rng.standard_normal(shapes[n](b))).astype(np.float32) for n in names if n != "count"},
-                **({"count": rng.integers(0, 50, (b, 1)).astype(np.float32)} if "count" in names else {}),
+                **{
+                    n: (rng.integers(1, 50, shape) if n == "count" else scale * rng.standard_normal(shape)).astype(np.float32)
+                    for n, shape in state_shapes(config, b).items()
+                },
             }
             for b, scale in [(1, 0.0), (3, 0.5), (5, 1.0)]
         ]
         dynamic = {"x": {0: "batch"}, "logits": {0: "batch"}}
         for n in names:
-            dynamic[n] = dynamic[f"{n}_out"] = {batch_axis[n]: "batch"}
+            dynamic[n] = dynamic[f"{n}_out"] = {1 if n in ("h", "c") else 0: "batch"}
         graphs.append(
             Graph(
-                "step", StepGraph(model).eval(), ("x", *names), ("logits", *(f"{n}_out" for n in names)), dynamic, step_examples
+                "step",
+                StepGraph(model, names).eval(),
+                ("x", *names),
+                ("logits", *(f"{n}_out" for n in names)),
+                dynamic,
+                step_examples,
             )
         )
         return graphs

@@ -286,22 +286,44 @@ def test_one_nearest_neighbour_baselines_by_hand(monkeypatch):
 
 
 # -- model and graphs -----------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "cell, bidirectional, conv, pool",
-    [
-        ("lstm", False, 6, False),
-        ("gru", False, 0, True),
-        ("lstm", False, 6, True),
-        ("lstm", True, 6, True),
-        ("gru", True, 0, False),
-    ],
-)
-def test_export_graphs_compute_what_packed_training_computes(cell, bidirectional, conv, pool):
+def small_net(cell="lstm", bidirectional=False, conv=6, pool=True, fcn=((5, 7), (4, 3)), dropout=0.1):
+    """A GestureNet of 4 features and 3 classes built by the task from a bundle-like config, batch-norm statistics set."""
     import torch
-    from apptool_gesture.model import GestureNet, OfflineGraph, StepGraph, state_names
 
     torch.manual_seed(0)
-    net = GestureNet(4, 3, cell, 12, 2, bidirectional, 0.1, conv, 3, pool).eval()
+    model = {"cell": cell, "hidden": 12, "layers": 2, "bidirectional": bidirectional, "dropout": dropout}
+    model.update(conv_channels=conv, conv_kernel=3, pool=pool, fcn_channels=list(fcn[0]), fcn_kernels=list(fcn[1]))
+    config = {"input": {"n_features": 4, "raw_dims": 4}, "labels": ["a", "b", "c"], "model": model}
+    net = GestureTask().build_model(config)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):  # not the identity a fresh one is, so eval mode is tested
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+            torch.nn.init.normal_(module.weight)
+            torch.nn.init.normal_(module.bias)
+    return net, config
+
+
+@pytest.mark.parametrize(
+    "cell, bidirectional, conv, pool, fcn",
+    [
+        ("lstm", False, 6, False, ((), ())),
+        ("gru", False, 0, True, ((), ())),
+        ("lstm", False, 6, True, ((), ())),
+        ("lstm", False, 6, True, ((5, 7), (4, 3))),
+        ("gru", False, 0, False, ((5, 6, 7), (3, 1, 2))),
+        ("lstm", True, 6, True, ((5, 7), (4, 3))),
+        ("gru", True, 0, False, ((), ())),
+    ],
+)
+def test_export_graphs_compute_what_packed_training_computes(cell, bidirectional, conv, pool, fcn):
+    """Offline graph = packed training forward, and streaming frame by frame = offline, FCN branch included."""
+    import torch
+    from apptool_gesture.model import OfflineGraph, StepGraph
+    from apptool_gesture.streaming import state_shapes
+
+    net, config = small_net(cell, bidirectional, conv, pool, fcn)
+    net.eval()
     lengths = torch.tensor([11, 7, 2])
     x = torch.randn(3, 11, 4)
     for i, n in enumerate(lengths):
@@ -309,19 +331,44 @@ def test_export_graphs_compute_what_packed_training_computes(cell, bidirectional
     with torch.no_grad():
         packed = net(x, lengths)
         torch.testing.assert_close(OfflineGraph(net)(x, lengths), packed, atol=1e-5, rtol=0)
+        shapes = state_shapes(config, 3)
         if bidirectional:
             with pytest.raises(Exception, match="unidirectional"):
-                StepGraph(net)
+                StepGraph(net, list(shapes))
             return
-        step = StepGraph(net)
-        shapes = {"buf": (3, 2, 4), "h": (2, 3, 12), "c": (2, 3, 12), "sum": (3, 12), "count": (3, 1)}
-        state = [torch.zeros(shapes[n]) for n in state_names(net)]
+        step = StepGraph(net, list(shapes))
+        state = [torch.zeros(shape) for shape in shapes.values()]
         final = torch.zeros_like(packed)
         for t in range(11):
             logits, *state = step(x[:, t], *state)
             done = lengths - 1 == t
             final[done] = logits[done]
         torch.testing.assert_close(final, packed, atol=1e-5, rtol=0)
+
+
+def test_fcn_batch_norm_learns_from_frames_inside_the_sequences_only():
+    """In training, padding changes neither the output nor the running statistics batch norm keeps for export."""
+    import torch
+
+    outputs, stats = [], []
+    for pad in (0.0, 50.0):
+        net, _ = small_net(dropout=0.0)
+        net.train()
+        x = torch.randn(3, 11, 4, generator=torch.Generator().manual_seed(1))
+        for i, n in enumerate([11, 7, 2]):
+            x[i, n:] = pad
+        outputs.append(net(x, torch.tensor([11, 7, 2])))
+        stats.append(torch.cat([b.norm.running_mean for b in net.fcn.blocks] + [b.norm.running_var for b in net.fcn.blocks]))
+    torch.testing.assert_close(outputs[0], outputs[1])
+    torch.testing.assert_close(stats[0], stats[1])
+
+
+def test_bundles_from_before_the_fcn_build_without_it():
+    from apptool_gesture.settings import model_options
+
+    old = {"input": {"n_features": 4, "raw_dims": 4}, "labels": ["a", "b"], "model": {"hidden": 8, "layers": 1}}
+    assert model_options(old)["fcn_channels"] == [] and model_options(old)["pool"] is False
+    assert GestureTask().build_model(old).fcn is None
 
 
 def test_collate_sorts_pads_and_keeps_labels():
