@@ -18,7 +18,7 @@ from apptool.errors import DataError
 from apptool.images import read_image, to_rgb
 from apptool.task import Graph, Runner, Splits, Task
 from apptool_steering import data, metrics, sim
-from apptool_steering.data import preprocess
+from apptool_steering.data import preprocess, preprocess_batch
 from apptool_steering.overlay import draw_steering
 from apptool_steering.plots import write_plots
 from apptool_steering.sim import model_policy
@@ -184,7 +184,7 @@ class SteeringTask(Task):
 
         if not items:
             return []
-        batch = np.stack([preprocess(to_rgb(item, f"item {i}"), config["input"]) for i, item in enumerate(items)])
+        batch = preprocess_batch([to_rgb(item, f"item {i}") for i, item in enumerate(items)], config["input"])
         steering = runner.run("model", {"image": batch})["steering"].reshape(-1)
         return [
             {
