@@ -29,8 +29,11 @@ METRICS = "metrics.json"
 CARD = "card.md"
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
 TEMP_PREFIX = ".apptool-"
-#: 1: bundles before run ids (no ``bundle_format`` field); 2: ``run_id`` in config.json, weights and ONNX metadata.
-BUNDLE_FORMAT = 2
+#: 1: bundles before run ids (no ``bundle_format`` field); 2: ``run_id`` in config.json, weights and ONNX metadata;
+#: 3: ``data_dir`` (the training folder, or None) beside the display label ``data_source``.
+BUNDLE_FORMAT = 3
+#: The label ``data_source`` of a bundle trained on the built-in generator.
+BUILT_IN_DATA = "built-in generator"
 
 
 def _new_temp_file(path: Path) -> Path:
@@ -166,7 +169,15 @@ def read_config(bundle_dir: Path) -> dict[str, Any]:
     ):
         raise BundleError(f"{path}: field 'task' must be a name and 'graphs' a list of graph names")
     _check_format(config, path)
-    return config
+    return with_data_dir(config)
+
+
+def with_data_dir(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with ``data_dir``: bundles before format 3 kept the training folder only in the label ``data_source``."""
+    if "data_dir" in config or config.get("bundle_format", 1) >= 3:
+        return config
+    source = config.get("data_source")
+    return {**config, "data_dir": None if source in (None, BUILT_IN_DATA) else str(source)}
 
 
 def release(version: Any) -> tuple[int, ...] | None:

@@ -22,7 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from apptool.task import Task
 
 #: Top-level keys the core writes besides the schema: the run's identity and the bundle's provenance.
-CORE_KEYS = frozenset({"task", "preset", "run_id", "bundle_format", "apptool_version", "plugin_version", "graphs", "data_source"})
+CORE_KEYS = frozenset(
+    {"task", "preset", "run_id", "bundle_format", "apptool_version", "plugin_version", "graphs", "data_dir", "data_source"}
+)
 
 Rule = Callable[[Any], "str | None"]
 

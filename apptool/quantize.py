@@ -284,9 +284,9 @@ class _RecordingRunner:
 
 def calibration_items(task, config: dict[str, Any], count: int) -> list[Any]:
     """Raw inputs like the training data: files under the training folder, else the generator's samples."""
-    source = Path(str(config.get("data_source", "")))
-    folder = source / "train" if (source / "train").is_dir() else source
-    if source.is_dir():
+    source = Path(config["data_dir"]) if config.get("data_dir") else None
+    if source is not None and source.is_dir():
+        folder = source / "train" if (source / "train").is_dir() else source
         still = task.input_suffixes - VIDEO_SUFFIXES
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in still and p.is_file())
         picked = [files[i] for i in sorted(random.Random(0).sample(range(len(files)), min(count, len(files))))]

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from apptool.bundle import (
+    BUILT_IN_DATA,
     CONFIG,
     WEIGHTS,
     atomic_write_bytes,
@@ -24,6 +25,7 @@ from apptool.bundle import (
     read_json,
     save_state,
 )
+from apptool.engine import data_origin
 from apptool.errors import BundleError
 from apptool.runtime import METADATA_KEY, Predictor, read_onnx_config
 
@@ -186,6 +188,16 @@ def test_an_older_bundle_loads(scaffold_task, scaffold_bundle, tmp_path):
     edit_config(copy, bundle_format=None, apptool_version="0.0.1", plugin_version="0.0.1")
     predictor = Predictor(copy)
     assert len(predictor.predict(scaffold_task.sample_inputs(predictor.config, 2))) == 2
+
+
+def test_the_training_folder_is_data_dir_and_older_bundles_get_it_from_their_label(scaffold_bundle, tmp_path):
+    assert read_config(scaffold_bundle)["data_dir"] is None  # trained on the built-in generator
+    assert data_origin(Path("rel/data")) == {"data_dir": str(Path("rel/data").resolve()), "data_source": "rel/data"}
+    copy = copy_bundle(scaffold_bundle, tmp_path)
+    edit_config(copy, bundle_format=2, data_dir=None, data_source=str(tmp_path))  # None removes data_dir
+    assert read_config(copy)["data_dir"] == str(tmp_path)  # format 2 kept the folder only in the label
+    edit_config(copy, data_source=BUILT_IN_DATA)
+    assert read_config(copy)["data_dir"] is None
 
 
 def test_bundle_files_are_created_with_the_users_umask(scaffold_bundle, tmp_path):

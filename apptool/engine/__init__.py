@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from apptool.bundle import WEIGHTS, jsonable, read_state_metadata, save_state
+from apptool.bundle import BUILT_IN_DATA, WEIGHTS, jsonable, read_state_metadata, save_state
 from apptool.engine.progress import announce
 from apptool.errors import ConfigError
 from apptool.task import Task
@@ -42,7 +42,7 @@ def train(
     config = {**config, "run_id": run_id or uuid.uuid4().hex}
     seed_everything(int(config["seed"]))
     splits = load_splits(task, config, Path(data_dir) if data_dir else None)
-    config = {**config, **splits.info, "data_source": str(data_dir) if data_dir else "built-in generator"}
+    config = {**config, **splits.info, **data_origin(data_dir)}
     model = task.build_model(config)
     started = time.perf_counter()
     trainer = Trainer(task, config, out_dir, progress=progress)
@@ -72,6 +72,14 @@ def train(
     finally:
         distributed.teardown()
     return out_dir
+
+
+def data_origin(data_dir: str | Path | None) -> dict[str, str | None]:
+    """Where the training data came from: ``data_dir``, the absolute folder a plugin may read again (None: the
+    built-in generator), and ``data_source``, the label the card shows (the folder as the user wrote it)."""
+    if not data_dir:
+        return {"data_dir": None, "data_source": BUILT_IN_DATA}
+    return {"data_dir": str(Path(data_dir).resolve()), "data_source": str(data_dir)}
 
 
 def resumed_run(task: Task, config: dict[str, Any], out_dir: Path) -> str | None:

@@ -91,9 +91,9 @@ class DbnHashingTask(Task):
 
     # -- torch side --------------------------------------------------------------
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
-        recorded = Path(str(config.get("data_source", "")))
-        if data_dir is None and config["data"].get("source") == "folder" and recorded.is_dir():
-            data_dir = recorded  # a bundle trained on a folder is evaluated on that folder unless told otherwise
+        recorded = config.get("data_dir")
+        if data_dir is None and config["data"].get("source") == "folder" and recorded and Path(recorded).is_dir():
+            data_dir = Path(recorded)  # a bundle trained on a folder is evaluated on that folder unless told otherwise
         data = datasets.resolve_data(config["data"], data_dir)
         train, test = datasets.load_splits(data, int(config["seed"]), data_dir)
         info = {"data": data, "classes": train.classes, "input_shape": [data["channels"], data["image_size"], data["image_size"]]}

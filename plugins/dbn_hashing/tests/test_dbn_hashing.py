@@ -95,7 +95,7 @@ def test_folder_reader_handles_real_world_quirks(tmp_path):
     from apptool_dbn_hashing.task import DbnHashingTask
 
     task = DbnHashingTask()
-    trained = {**task.config("tiny", {"data": {"source": "folder", "image_size": 8}}), "data_source": str(tmp_path)}
+    trained = {**task.config("tiny", {"data": {"source": "folder", "image_size": 8}}), "data_dir": str(tmp_path)}
     splits = task.load_data(trained, None)  # a folder-trained bundle's config finds its folder again
     assert splits.info["classes"] == ["cat", "dog"] and len(splits.test.database) == 3
 
