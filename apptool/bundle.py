@@ -111,7 +111,7 @@ def _is_bundle_config(path: Path) -> bool:
         config = read_json(path)
     except BundleError:
         return False
-    return isinstance(config, dict) and "task" in config and "graphs" in config
+    return isinstance(config, dict) and (("task" in config and "graphs" in config) or config.get("kind") == "backbone")
 
 
 def jsonable(value: Any) -> Any:

@@ -276,11 +276,12 @@ def pretrain(
     out: Path = typer.Option(..., "--out"),
     preset: str = typer.Option("quick", "--preset"),
     seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint of the last finished epoch in --out."),
 ) -> None:
     """Pretrain a backbone offline on the built-in source task; use it with --pretrained."""
     from apptool.pretrain import pretrain as run_pretrain
 
-    console.print(f"[green]backbone bundle written:[/] {run_pretrain(backbone, out, preset, seed)}")
+    console.print(f"[green]backbone bundle written:[/] {run_pretrain(backbone, out, preset, seed, resume)}")
 
 
 @app.command()

@@ -15,9 +15,10 @@ shortcut:
   textured backgrounds (held-out digits are other writers' samples);
 
 each under strong augmentation (flips, rotation, colour jitter, grey, blur,
-noise, cut-out).  Training samples are drawn fresh for every step from a
-seeded stream, so the model never sees the same image twice, and the result is
-reproducible given the seed.  The bundle is a directory usable as
+noise, cut-out).  The source task is a map-style dataset whose samples are
+drawn fresh every epoch from a seeded stream, so the model never sees the same
+image twice and the result is reproducible given the seed; the core trainer
+fits it (AMP on CUDA, DDP under torchrun, ``--resume``).  The bundle is a directory usable as
 ``--pretrained``: ``config.json`` (``{"kind": "backbone", "backbone": NAME, ...}``),
 ``weights.safetensors`` (the whole timm classifier under timm's own tensor
 names, so any loader of timm weights reads it), ``metrics.json`` (held-out
@@ -27,8 +28,8 @@ source-task accuracy) and ``card.md``.
 from __future__ import annotations
 
 import functools
-import math
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,11 @@ import numpy as np
 from apptool.errors import ConfigError
 
 #: Training budget and image size per preset; ``quick`` takes a few minutes on two CPU cores.
+#: ``epochs`` splits the ``steps`` into epochs: a checkpoint (what ``--resume`` continues) after each.
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"steps": 12, "batch_size": 16, "size": 32, "test_per_class": 2, "lr": 2e-3},
-    "quick": {"steps": 600, "batch_size": 64, "size": 64, "test_per_class": 20, "lr": 3e-3},
-    "full": {"steps": 5000, "batch_size": 96, "size": 64, "test_per_class": 40, "lr": 3e-3},
+    "tiny": {"steps": 12, "epochs": 2, "batch_size": 16, "size": 32, "test_per_class": 2, "lr": 2e-3},
+    "quick": {"steps": 600, "epochs": 20, "batch_size": 64, "size": 64, "test_per_class": 20, "lr": 3e-3},
+    "full": {"steps": 5000, "epochs": 50, "batch_size": 96, "size": 64, "test_per_class": 40, "lr": 3e-3},
 }
 MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics, like timm's pretrained models
 STD = (0.229, 0.224, 0.225)
@@ -299,12 +301,31 @@ def source_sample(rng: np.random.Generator, label: int, size: int, test: bool = 
     return np.clip(image, 0, 1).astype(np.float32) if test else _augment(rng, np.ascontiguousarray(image, np.float32))
 
 
-def source_batch(seed: int, step: int, batch_size: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Training batch ``step`` of stream ``seed``: normalised NCHW float32 images and int64 labels."""
-    rng = np.random.default_rng([int(seed), 0, int(step)])
-    labels = rng.integers(0, len(class_names()), batch_size)
-    images = np.stack([source_sample(rng, int(k), size) for k in labels])
-    return _normalise(images), labels.astype(np.int64)
+class SourceImages:
+    """The source task as a map-style dataset of ``length`` samples, drawn fresh every epoch from a seeded stream.
+
+    Sample ``index`` of epoch ``epoch`` (the trainer announces it through
+    ``set_epoch``) is rendered from the stream (seed, epoch, index), so no two
+    epochs show the same image and a resumed run sees exactly the images an
+    uninterrupted one would.  Labels cycle through the classes, so every epoch
+    is balanced; ``labels`` is what the trainer's split reads.
+    """
+
+    def __init__(self, seed: int, length: int, size: int):
+        self.seed, self.size, self.epoch = int(seed), int(size), 0
+        self.labels = np.arange(int(length)) % len(class_names())
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        """A normalised CHW float32 image and its class."""
+        label = int(self.labels[index])
+        image = source_sample(np.random.default_rng([self.seed, 0, self.epoch, int(index)]), label, self.size)
+        return _normalise(image[None])[0], label
 
 
 def source_test_set(seed: int, per_class: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -376,97 +397,148 @@ pretrained models.  `weights.safetensors` holds the whole classifier under timm'
 """
 
 
-def pretrain(backbone: str, out_dir: Path, preset: str = "quick", seed: int = 0) -> Path:
-    """Pretrain timm ``backbone`` on the source task and write a backbone bundle to ``out_dir``; return it.
+class SourceTask:
+    """The source task as the trainer sees it: a many-class classification of :class:`SourceImages`.
 
-    The bundle is what ``--pretrained`` (``apptool.backbones.create_encoder``) accepts.
+    It has the training side of a :class:`apptool.task.Task` only (name, config
+    schema, batching, loss): a backbone bundle is no task bundle, it has no
+    ONNX graphs, predict path or demo.
+    """
+
+    name = "pretrain"
+    presets: dict[str, dict[str, Any]] = {}
+
+    def default_config(self) -> dict[str, Any]:
+        """The schema of a pretraining config: the backbone, the source images and the training settings it sets."""
+        return {
+            "model": {"backbone": "resnet10t"},
+            "data": {"size": 64, "epoch_images": 1920, "test_per_class": 20},
+            "train": {"optimizer": "adamw", "weight_decay": 0.05, "schedule": "cosine", "grad_clip": 5.0},
+        }
+
+    def config(self, backbone: str, preset: str, seed: int) -> dict[str, Any]:
+        """The trainer's config for ``preset``: ``steps`` optimizer steps of ``batch_size`` images over ``epochs`` epochs."""
+        from apptool.task import TRAIN_DEFAULTS, deep_merge
+
+        settings = PRESETS[preset]
+        steps_per_epoch = max(int(settings["steps"]) // int(settings["epochs"]), 1)
+        run = {
+            "model": {"backbone": backbone},
+            "data": {
+                "size": int(settings["size"]),
+                "epoch_images": steps_per_epoch * int(settings["batch_size"]),
+                "test_per_class": int(settings["test_per_class"]),
+            },
+            "train": {
+                "epochs": int(settings["epochs"]),
+                "batch_size": int(settings["batch_size"]),
+                "lr": float(settings["lr"]),
+                "warmup_epochs": 1 if int(settings["epochs"]) >= 10 else 0,  # a twentieth of the steps warm up
+                "val_fraction": 0.0,  # the held-out images are their own set (source_test_set), never a training draw
+            },
+        }
+        config = deep_merge(deep_merge({"train": dict(TRAIN_DEFAULTS), "seed": int(seed)}, self.default_config()), run)
+        return {**config, "task": self.name, "preset": preset}
+
+    def validate_config(self, config: dict[str, Any]) -> None:
+        return None  # the presets are this module's own
+
+    def collate(self, samples: list) -> Any:
+        from torch.utils.data import default_collate
+
+        return default_collate(samples)
+
+    def prepare(self, model, train, val, config: dict[str, Any]) -> None:
+        return None  # the backbone starts from random weights
+
+    def loss(self, model, batch):
+        import torch.nn.functional as F
+
+        images, labels = batch
+        return F.cross_entropy(model(images), labels, label_smoothing=0.1)
+
+
+def pretrain(backbone: str, out_dir: Path, preset: str = "quick", seed: int = 0, resume: bool = False) -> Path:
+    """Pretrain timm ``backbone`` on the source task with the core trainer and write a backbone bundle to ``out_dir``.
+
+    The trainer brings AMP on CUDA, DDP under torchrun (rank 0 writes the
+    bundle) and ``resume`` from the checkpoint of the last finished epoch.  The
+    bundle is what ``--pretrained`` (``apptool.backbones.create_encoder``) accepts.
     """
     import timm
     import torch
-    import torch.nn.functional as F
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from apptool import __version__
     from apptool.backbones import backbone_spec
-    from apptool.bundle import CARD, CONFIG, METRICS, WEIGHTS, atomic_write_bytes, atomic_write_json, save_state
+    from apptool.bundle import CARD, CONFIG, METRICS, WEIGHTS, atomic_write_bytes, atomic_write_json, begin_bundle, save_state
+    from apptool.engine import distributed, resumed_run
+    from apptool.engine.checkpoint import CHECKPOINT
+    from apptool.engine.trainer import Trainer, seed_everything
 
     if preset not in PRESETS:
         raise ConfigError(f"pretrain has no preset {preset!r}; choose one of {sorted(PRESETS)}")
-    settings = PRESETS[preset]
-    out_dir = Path(out_dir)
+    settings, task, out_dir = PRESETS[preset], SourceTask(), Path(out_dir)
+    config = task.config(backbone, preset, seed)
     classes = class_names()
     arch, kwargs = backbone_spec(backbone)
-    torch.manual_seed(seed)
+    seed_everything(seed)
     try:
         model = timm.create_model(arch, pretrained=False, num_classes=len(classes), **kwargs)
     except RuntimeError as exc:
         raise ConfigError(f"unknown backbone {backbone!r}: {exc}") from None
-    steps, batch_size, size = int(settings["steps"]), int(settings["batch_size"]), int(settings["size"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=0.05)
-    warmup = max(1, steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))
-    )
-    test_images, test_labels = source_test_set(seed, int(settings["test_per_class"]), size)
-    history: list[dict[str, Any]] = []
+    run_id = resumed_run(task, config, out_dir) if resume else None
+    if distributed.is_main():
+        begin_bundle(out_dir, fresh=run_id is None)
+    config = {**config, "run_id": run_id or uuid.uuid4().hex}
+    data = config["data"]
     started, cpu_started = time.perf_counter(), time.process_time()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns) as progress:
-        bar = progress.add_task(f"pretrain {backbone}", total=steps)
-        model.train()
-        running = None
-        for step in range(steps):
-            images, labels = source_batch(seed, step, batch_size, size)
-            loss = F.cross_entropy(model(torch.from_numpy(images)), torch.from_numpy(labels), label_smoothing=0.1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            schedule.step()
-            running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-            if (step + 1) % max(steps // 20, 1) == 0 or step + 1 == steps:
-                history.append({"step": step + 1, "loss": round(running, 4), "lr": optimizer.param_groups[0]["lr"]})
-            progress.update(bar, advance=1, description=f"pretrain {backbone} · loss {running:.3f}")
-        evaluating = progress.add_task("held-out accuracy", total=None)
-        predicted = _predict(model, test_images)
-        accuracy = float((predicted == test_labels).mean())
-        progress.update(evaluating, total=1, completed=1, description=f"held-out accuracy {accuracy:.3f}")
-    seconds = round(time.perf_counter() - started, 1)
-    metrics = {
-        "source_test_accuracy": accuracy,
-        "test_images": int(len(test_labels)),
-        "chance": 1 / len(classes),
-        "family_accuracy": _group_accuracy(predicted, test_labels),
-        "steps": steps,
-        "images_seen": steps * batch_size,
-        "seconds": seconds,
-        "preset": preset,
-        "seed": seed,
-        "cpu_seconds": round(time.process_time() - cpu_started, 1),
-        "device": "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "history": history,
-    }
-    config = {
-        "kind": "backbone",
-        "backbone": backbone,
-        "timm_model": arch,
-        "timm_kwargs": kwargs,
-        "in_chans": 3,
-        "num_classes": len(classes),
-        "classes": classes,
-        "input_size": [3, size, size],
-        "mean": list(MEAN),
-        "std": list(STD),
-        "preset": preset,
-        "seed": seed,
-        "settings": settings,
-        "apptool_version": __version__,
-        "source_task": "procedural shapes and textures, scikit-image photo crops, scikit-learn digits",
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_state(out_dir / WEIGHTS, model.state_dict(), {"kind": "backbone", "backbone": backbone})
-    atomic_write_json(out_dir / METRICS, metrics)
-    atomic_write_bytes(out_dir / CARD, _card(backbone, settings, metrics, out_dir).encode())
-    atomic_write_json(out_dir / CONFIG, config)  # last: a directory without it is not a bundle
+    trainer = Trainer(task, config, out_dir)
+    try:
+        model, history = trainer.fit(model, SourceImages(seed, data["epoch_images"], data["size"]), resume=resume)
+        if distributed.is_main():
+            test_images, test_labels = source_test_set(seed, data["test_per_class"], data["size"])
+            predicted = _predict(model, test_images)
+            steps = len(history) * -(-data["epoch_images"] // config["train"]["batch_size"])
+            metrics = {
+                "source_test_accuracy": float((predicted == test_labels).mean()),
+                "test_images": int(len(test_labels)),
+                "chance": 1 / len(classes),
+                "family_accuracy": _group_accuracy(predicted, test_labels),
+                "steps": steps,
+                "images_seen": len(history) * data["epoch_images"],
+                "seconds": round(time.perf_counter() - started, 1),
+                "preset": preset,
+                "seed": seed,
+                "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                "device": str(trainer.device),
+                "world_size": distributed.world_size(),
+                "torch_threads": torch.get_num_threads(),
+                "history": history,
+            }
+            bundle_config = {
+                "kind": "backbone",
+                "backbone": backbone,
+                "timm_model": arch,
+                "timm_kwargs": kwargs,
+                "in_chans": 3,
+                "num_classes": len(classes),
+                "classes": classes,
+                "input_size": [3, data["size"], data["size"]],
+                "mean": list(MEAN),
+                "std": list(STD),
+                "preset": preset,
+                "seed": seed,
+                "run_id": config["run_id"],
+                "settings": settings,
+                "apptool_version": __version__,
+                "source_task": "procedural shapes and textures, scikit-image photo crops, scikit-learn digits",
+            }
+            save_state(out_dir / WEIGHTS, model.state_dict(), {"kind": "backbone", "backbone": backbone})
+            atomic_write_json(out_dir / METRICS, metrics)
+            atomic_write_bytes(out_dir / CARD, _card(backbone, settings, metrics, out_dir).encode())
+            atomic_write_json(out_dir / CONFIG, bundle_config)  # last: a directory without it is not a bundle
+            (out_dir / CHECKPOINT).unlink(missing_ok=True)
+        distributed.barrier()
+    finally:
+        distributed.teardown()
     return out_dir

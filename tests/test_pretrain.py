@@ -17,13 +17,19 @@ def test_the_source_task_has_many_distinct_classes():
     assert len(names) >= 40
 
 
-def test_batches_are_deterministic_by_seed_and_step():
-    a, la = pt.source_batch(0, 3, 6, 32)
-    b, lb = pt.source_batch(0, 3, 6, 32)
-    assert np.array_equal(a, b) and np.array_equal(la, lb)
-    assert a.shape == (6, 3, 32, 32) and a.dtype == np.float32 and la.dtype == np.int64
-    assert not np.array_equal(pt.source_batch(0, 4, 6, 32)[0], a)
-    assert not np.array_equal(pt.source_batch(1, 3, 6, 32)[0], a)
+def test_samples_are_deterministic_by_seed_epoch_and_index():
+    def sample(seed: int, epoch: int, index: int) -> tuple[np.ndarray, int]:
+        images = pt.SourceImages(seed, 100, 32)
+        images.set_epoch(epoch)
+        return images[index]
+
+    a, label = sample(0, 3, 6)
+    b, again = sample(0, 3, 6)
+    assert np.array_equal(a, b) and label == again == 6
+    assert a.shape == (3, 32, 32) and a.dtype == np.float32
+    assert not np.array_equal(sample(0, 4, 6)[0], a)  # every epoch draws new images
+    assert not np.array_equal(sample(1, 3, 6)[0], a)
+    assert np.bincount(pt.SourceImages(0, 3 * len(pt.class_names()), 32).labels).tolist() == [3] * len(pt.class_names())
 
 
 @pytest.mark.parametrize("test", [False, True])
@@ -80,3 +86,8 @@ def test_tiny_pretrain_writes_a_backbone_bundle_that_create_encoder_loads(tmp_pa
             assert torch.equal(value, saved[key]), key
     with pytest.raises(ConfigError, match="holds a 'resnet10t' backbone"):
         create_encoder("mobilenetv3_small_100", out)
+    assert metrics["steps"] == 12 and len(metrics["history"]) == 2  # the core trainer's epochs: 2 x 6 steps
+    assert not (out / "checkpoint.safetensors").exists()
+    again = pt.pretrain("resnet10t", tmp_path / "backbone", preset="tiny", seed=0)  # a backbone bundle may be replaced
+    for key, value in load_state(again / "weights.safetensors")[0].items():
+        assert torch.equal(value, saved[key]), key  # seeded: the same weights

@@ -171,7 +171,12 @@ class TaskLoss(torch.nn.Module):
 
 
 class Trainer:
-    """Trains ``task``'s model on its data with the ``train`` section of ``config``."""
+    """Trains ``task``'s model on its data with the ``train`` section of ``config``.
+
+    Of the task it uses the training side only (``name``, the config schema,
+    ``collate``, ``prepare``, ``loss``), so a source task that is no deployable
+    Task trains here too (``apptool.pretrain.SourceTask``).
+    """
 
     def __init__(self, task: Task, config: dict[str, Any], out_dir: Path, progress: bool = True):
         self.task, self.config, self.out_dir = task, config, Path(out_dir)
