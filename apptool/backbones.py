@@ -33,6 +33,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from apptool.bundle import CONFIG, WEIGHTS
 from apptool.errors import ConfigError
 
 #: The toolkit's default encoder: a 5-stage ResNet-10 (4.9 M parameters, strides 2..32) that
@@ -122,7 +123,7 @@ def _from_weights_dir(directory: Path, name: str) -> Path | None:
 
 def read_backbone_bundle(path: str | Path) -> dict[str, Any] | None:
     """The config of a backbone bundle made by ``apptool pretrain``, or None if ``path`` is not one."""
-    config_path = Path(path) / "config.json"
+    config_path = Path(path) / CONFIG
     if not config_path.is_file():
         return None
     try:
@@ -135,9 +136,9 @@ def read_backbone_bundle(path: str | Path) -> dict[str, Any] | None:
 def _from_bundle_dir(path: Path, name: str) -> Path | None:
     """weights.safetensors of a backbone or task bundle built on ``name``; None if ``path`` is no bundle."""
     backbone = read_backbone_bundle(path)
-    if backbone is None and (path / "config.json").is_file():
+    if backbone is None and (path / CONFIG).is_file():
         try:
-            config = json.loads((path / "config.json").read_text())
+            config = json.loads((path / CONFIG).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None
         model = config.get("model") if isinstance(config, dict) else None
@@ -151,9 +152,9 @@ def _from_bundle_dir(path: Path, name: str) -> Path | None:
             f"{path}: this {backbone.get('kind')} holds a {backbone.get('backbone')!r} backbone, "
             f"not {name!r}; pass --backbone {backbone.get('backbone')} or another --pretrained"
         )
-    weights = path / "weights.safetensors"
+    weights = path / WEIGHTS
     if not weights.is_file():
-        raise ConfigError(f"{path}: bundle has no weights.safetensors")
+        raise ConfigError(f"{path}: bundle has no {WEIGHTS}")
     return weights
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apptool.bundle import CONFIG, read_json
+from apptool.bundle import CONFIG, HISTORY, read_json
 from apptool.errors import AppToolError
 
 QUEUED, TRAINING, DONE, FAILED = "queued", "training", "done", "failed"
@@ -231,7 +231,7 @@ def log_tail(path: Path, lines: int = 12) -> str:
 def read_history(target: Path) -> list[dict[str, str]]:
     """The epochs trained so far, from the bundle's metrics.csv (empty before the first epoch ends)."""
     try:
-        return list(csv.DictReader(io.StringIO((Path(target) / "metrics.csv").read_text())))
+        return list(csv.DictReader(io.StringIO((Path(target) / HISTORY).read_text())))
     except (OSError, csv.Error):
         return []
 

@@ -27,6 +27,7 @@ CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 METRICS = "metrics.json"
 CARD = "card.md"
+HISTORY = "metrics.csv"  # one row per training epoch
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
 TEMP_PREFIX = ".apptool-"
 #: 1: bundles before run ids (no ``bundle_format`` field); 2: ``run_id`` in config.json, weights and ONNX metadata;

@@ -14,6 +14,22 @@ from apptool.paths import inside_data_folder
 from apptool.task import Splits, Task
 
 
+def read_text(path: Path, missing: str = "missing") -> str:
+    """A data file's text as UTF-8 (a byte-order mark dropped); a missing or undecodable file is a DataError naming it.
+
+    ``missing`` says, after the path, what a missing file means (e.g. which layout needs it).
+    """
+    path = Path(path)
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"{path}: {missing}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: a folder, not a text file") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+
+
 def plugin_readers(task_name: str) -> dict[str, Any]:
     """{format: (plugin, reader)} that plugins add for ``task_name`` through ``apptool_dataset_readers``."""
     from apptool.plugins import get_plugins

@@ -26,7 +26,7 @@ def export_onnx_bundle(bundle_dir: Path, out_dir: Path | None) -> Path:
     """Re-export the bundle's graphs from its safetensors weights, with the parity check."""
     import shutil
 
-    from apptool.bundle import CONFIG, atomic_write_json, begin_bundle, load_model, update_metrics
+    from apptool.bundle import CARD, CONFIG, METRICS, WEIGHTS, atomic_write_json, begin_bundle, load_model, update_metrics
     from apptool.export import export_onnx
 
     model, config, task = load_model(bundle_dir)
@@ -36,7 +36,7 @@ def export_onnx_bundle(bundle_dir: Path, out_dir: Path | None) -> Path:
         begin_bundle(target, fresh=True)  # another bundle there stops being one until this export ends
     report = export_onnx(task, model, config, target)
     if not in_place:
-        for name in ("weights.safetensors", "metrics.json", "card.md"):
+        for name in (WEIGHTS, METRICS, CARD):
             if (Path(bundle_dir) / name).exists():
                 shutil.copy2(Path(bundle_dir) / name, target / name)
     update_metrics(target, export=report)

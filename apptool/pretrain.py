@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from apptool.errors import ConfigError
+from apptool.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 #: Training budget and image size per preset; ``quick`` takes a few minutes on two CPU cores.
 #: ``epochs`` splits the ``steps`` into epochs: a checkpoint (what ``--resume`` continues) after each.
@@ -45,8 +46,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"steps": 600, "epochs": 20, "batch_size": 64, "size": 64, "test_per_class": 20, "lr": 3e-3},
     "full": {"steps": 5000, "epochs": 50, "batch_size": 96, "size": 64, "test_per_class": 40, "lr": 3e-3},
 }
-MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics, like timm's pretrained models
-STD = (0.229, 0.224, 0.225)
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "crescent")
 TEXTURES = ("stripes", "checks", "dots", "clouds", "cells", "bricks", "wood", "waves", "zigzag", "speckle")
 PHOTOS = (
@@ -337,7 +336,9 @@ def source_test_set(seed: int, per_class: int, size: int) -> tuple[np.ndarray, n
 
 
 def _normalise(images: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(((images - np.float32(MEAN)) / np.float32(STD)).transpose(0, 3, 1, 2), np.float32)
+    return np.ascontiguousarray(
+        ((images - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)).transpose(0, 3, 1, 2), np.float32
+    )
 
 
 # -- training ---------------------------------------------------------------------------
@@ -390,7 +391,7 @@ and faces of held-out samples, unaugmented.
 
 ## Use
 
-Inputs are RGB scaled to [0, 1] and normalised with the ImageNet mean {MEAN} and std {STD}, like timm's
+Inputs are RGB scaled to [0, 1] and normalised with the ImageNet mean {IMAGENET_MEAN} and std {IMAGENET_STD}, like timm's
 pretrained models.  `weights.safetensors` holds the whole classifier under timm's tensor names;
 `apptool.backbones.create_encoder("{backbone}", "{out_dir}")` builds the features-only encoder from it
 (the classifier is dropped), and `apptool train TASK --backbone {backbone} --pretrained {out_dir}` fine-tunes it.
@@ -524,8 +525,8 @@ def pretrain(backbone: str, out_dir: Path, preset: str = "quick", seed: int = 0,
                 "num_classes": len(classes),
                 "classes": classes,
                 "input_size": [3, data["size"], data["size"]],
-                "mean": list(MEAN),
-                "std": list(STD),
+                "mean": list(IMAGENET_MEAN),
+                "std": list(IMAGENET_STD),
                 "preset": preset,
                 "seed": seed,
                 "run_id": config["run_id"],

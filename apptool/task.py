@@ -35,6 +35,22 @@ class Runner(Protocol):
         """Return the graph's outputs by name for the given input feeds."""
 
 
+def run_in_batches(
+    runner: Runner, graph: str, items: Sequence[Any], feeds: Callable[[Sequence[Any]], dict[str, np.ndarray]], batch_size: int
+) -> dict[str, np.ndarray]:
+    """The graph's outputs over all ``items``, ``batch_size`` at a time, concatenated along the batch axis.
+
+    ``feeds`` turns a slice of ``items`` into the graph's input feeds (the
+    task's preprocessing); ``batch_size`` bounds the memory one call takes, so
+    a task with large inputs passes a small one.  No items: no outputs.
+    """
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(items), batch_size):
+        for name, value in runner.run(graph, feeds(items[start : start + batch_size])).items():
+            parts.setdefault(name, []).append(value)
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
 @dataclass
 class Graph:
     """One ONNX graph a task exports, and how to check it.

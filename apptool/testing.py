@@ -127,11 +127,11 @@ class TaskConformance:
 
     # -- the bundle ----------------------------------------------------------------
     def test_bundle_has_every_part_and_the_metrics(self, task, bundle):
-        from apptool.bundle import read_config, read_metrics
+        from apptool.bundle import CARD, CONFIG, METRICS, WEIGHTS, read_config, read_metrics
 
         names = {p.name for p in Path(bundle).iterdir()}
         config = read_config(bundle)
-        assert {"config.json", "weights.safetensors", "metrics.json", "card.md"} <= names
+        assert {CONFIG, WEIGHTS, METRICS, CARD} <= names
         assert {f"{g}.onnx" for g in config["graphs"]} <= names
         assert "checkpoint.safetensors" not in names
         test = read_metrics(bundle)["test"]
@@ -141,10 +141,10 @@ class TaskConformance:
     def test_bundle_round_trips(self, bundle):
         import torch
 
-        from apptool.bundle import load_model, load_state
+        from apptool.bundle import WEIGHTS, load_model, load_state
 
         model, _, _ = load_model(bundle)
-        saved, _ = load_state(Path(bundle) / "weights.safetensors")
+        saved, _ = load_state(Path(bundle) / WEIGHTS)
         for key, value in model.state_dict().items():
             assert torch.equal(value, saved[key]), key
 

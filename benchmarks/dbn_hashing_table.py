@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("artifacts/dbn_hashing_table"))
     args = parser.parse_args()
 
+    from apptool.bundle import read_config
     from apptool.engine import train
     from apptool.evaluation import evaluate_bundle
     from apptool.plugins import get_plugins
@@ -65,7 +66,7 @@ def main() -> None:
         bundle = train(task, config, args.out / f"bits{bits}", args.data, progress=False)
         seconds = time.perf_counter() - started
         metrics = evaluate_bundle(bundle, args.data)
-        splits = task.load_data(json.loads((bundle / "config.json").read_text()), args.data)
+        splits = task.load_data(read_config(bundle), args.data)
         images = np.concatenate([splits.test.images, splits.test.database.images])
         rows.append({"bits": bits, "train_seconds": round(seconds, 1), **metrics, **bit_agreement(bundle, task, images)})
 

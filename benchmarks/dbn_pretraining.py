@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("artifacts/dbn_pretraining"))
     args = parser.parse_args()
 
-    from apptool.bundle import read_metrics
+    from apptool.bundle import CONFIG, read_json, read_metrics
     from apptool.engine import train
     from apptool.plugins import get_plugins
 
@@ -95,7 +95,7 @@ def main() -> None:
 
     config = task.config(args.preset)
     m = config["model"]
-    shape = json.loads((out / "config.json").read_text())["input_shape"]
+    shape = read_json(out / CONFIG)["input_shape"]
     print(
         f"\nDBN {'-'.join(map(str, [int(np.prod(shape)), *m['hidden'], m['bits']]))} on {args.data or 'the built-in digits'}, "
         f"preset {args.preset}; fine-tuning {config['train']['epochs']} epochs, {config['train']['optimizer']} "

@@ -25,6 +25,15 @@ ALWAYS_PUBLIC = (
     "apptool.engine.callbacks.Callback",
     "apptool.plugins.Plugins",
     "apptool.plugins.PluginError",
+    # the shared helpers and names, for the plugins that still write their own copies
+    "apptool.bundle.CARD",
+    "apptool.bundle.CONFIG",
+    "apptool.bundle.HISTORY",
+    "apptool.bundle.METRICS",
+    "apptool.bundle.WEIGHTS",
+    "apptool.datasets.read_text",
+    "apptool.plots.write_confusion_png",
+    "apptool.task.run_in_batches",
 )
 
 

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from apptool.bundle import atomic_write_bytes
+from apptool.bundle import HISTORY, atomic_write_bytes
 
 COLUMNS = ("epoch", "epochs", "train_loss", "val_loss", "lr", "seconds")  # epochs: the run's planned total
 
@@ -17,7 +17,7 @@ def write_history(out_dir: Path, history: list[dict], plot: bool = True) -> None
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(history)
-    atomic_write_bytes(out_dir / "metrics.csv", buffer.getvalue().encode())
+    atomic_write_bytes(out_dir / HISTORY, buffer.getvalue().encode())
     if history and plot:
         atomic_write_bytes(out_dir / "curves.png", _plot(history))
 

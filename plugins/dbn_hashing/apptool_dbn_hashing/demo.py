@@ -8,6 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from apptool.bundle import WEIGHTS
 from apptool.errors import InputError
 from apptool.images import to_rgb
 from apptool_dbn_hashing.data import display_image
@@ -50,7 +51,7 @@ def first_layer_view(bundle_dir: Path, config: dict[str, Any]) -> tuple[np.ndarr
 
     if config["model"]["features"] != "pixels":
         return None, "The first RBM sees backbone features, not pixels, so its weights are not images."
-    tensors = load_file(str(Path(bundle_dir) / "weights.safetensors"))
+    tensors = load_file(str(Path(bundle_dir) / WEIGHTS))
     weights, caption = tensors["rbm_filters"], "Weights of the first RBM after greedy pretraining (contrastive divergence)."
     if not np.any(weights):
         weights, caption = tensors["up.0.weight"], "This model was not pretrained: weights of its first layer after backprop."

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from apptool.errors import DataError
-from apptool.task import Graph, Splits, Task
+from apptool.task import Graph, Splits, Task, run_in_batches
 from apptool_dbn_hashing import data as datasets
 from apptool_dbn_hashing.index import INDEX_FILE, HammingIndex, pack_bits
 from apptool_dbn_hashing.metrics import retrieval_metrics
@@ -167,12 +167,7 @@ class DbnHashingTask(Task):
 
     def encode(self, runner, images: np.ndarray) -> dict[str, np.ndarray]:
         """Graph outputs for uint8 NHWC images, run in batches."""
-        parts: dict[str, list[np.ndarray]] = {}
-        for start in range(0, len(images), BATCH):
-            out = runner.run("model", {"image": datasets.to_model_input(images[start : start + BATCH])})
-            for key, value in out.items():
-                parts.setdefault(key, []).append(value)
-        return {key: np.concatenate(value) for key, value in parts.items()}
+        return run_in_batches(runner, "model", images, lambda part: {"image": datasets.to_model_input(part)}, BATCH)
 
     def predict(self, runner, items: Sequence[Any], config: dict[str, Any]) -> list[dict[str, Any]]:
         if not items:
