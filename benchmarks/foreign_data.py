@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 def render_posenet(folder: Path, seed: int) -> str:
-    """A courtyard the built-in scene is not: its size, facades, paving, 16:9 frames, dusk, six long walks."""
+    """A courtyard the built-in scene is not: its size, facades, paving, 16:9 frames, a 50 degree lens, dusk, long walks."""
     from apptool_posenet.courtyard import CourtyardSettings, write_courtyard
 
     settings = CourtyardSettings(seed=seed)

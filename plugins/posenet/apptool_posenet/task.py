@@ -137,14 +137,18 @@ class PoseNetTask(Task):
             },  # without them a run can stall for epochs
         }
 
+    def validate_config(self, config: dict[str, Any]) -> None:
+        """``model.loss`` names one of the two losses ``pose_loss`` knows."""
+        loss = config["model"]["loss"]
+        if loss not in LOSSES:
+            raise ConfigError(f"model.loss = {loss!r}: expected one of {', '.join(map(repr, LOSSES))}")
+
     # -- torch side --------------------------------------------------------
     def build_model(self, config: dict[str, Any]):
         from apptool_posenet.data import input_size, rendered_short_side
         from apptool_posenet.model import PoseNet
 
         m, data = config["model"], config["data"]
-        if m["loss"] not in LOSSES:
-            raise ConfigError(f"model.loss = {m['loss']!r}; expected one of {', '.join(LOSSES)}")
         model = PoseNet(
             m["backbone"],
             m.get("pretrained"),

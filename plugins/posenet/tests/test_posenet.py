@@ -276,6 +276,37 @@ def test_courtyard_writes_a_cambridge_folder_of_a_site_unlike_the_builtin_one(tm
     assert cv2.imread(str(test.paths[0])).shape == (36, 64, 3)
 
 
+def test_courtyard_test_walks_retrace_the_training_route_both_ways():
+    """Every test frame has a training frame near it looking the same way: a benchmark a method can solve."""
+    from apptool_posenet.courtyard import CourtyardSettings, courtyard_layout, loop_walk, parking_area
+
+    settings = CourtyardSettings(seed=5)
+    layout = courtyard_layout(settings)
+    walks = []
+    for number in range(4):
+        rng = np.random.default_rng([settings.seed, 12, number])
+        centres, rots = loop_walk(rng, layout, settings.frames_per_walk, settings.step_m, clockwise=number % 2 == 1)
+        walks.append(np.column_stack([centres, [rot_to_quat(r) for r in rots]]))
+    train, test = np.concatenate(walks[:2]), walks[2]  # one training walk each way, a test walk of its own
+    apart = position_errors(test[:, None, :3], train[None, :, :3])
+    turned = rotation_errors_deg(test[:, None, 3:], train[None, :, 3:])
+    assert np.median(np.where(apart < 3.0, turned, np.inf).min(axis=1)) < 20  # a nearby training view, same way
+    gaze = np.array([quat_to_rot(q)[2][:2] for q in test[:, 3:]])  # looking across the yard, not at the wall beside
+    inward = -test[:, :2] / np.abs(test[:, :2]).max(axis=0)
+    assert np.mean((gaze * inward).sum(axis=1) > 0) > 0.9
+    x0, x1, y0, y1 = parking_area(layout)  # vans stand off every route
+    assert not np.any((test[:, 0] > x0) & (test[:, 0] < x1) & (test[:, 1] > y0) & (test[:, 1] < y1))
+
+
+def test_loss_kind_is_checked_with_the_config_not_at_build_time(task):
+    from apptool.config import check_config
+    from apptool.errors import ConfigError
+
+    assert check_config(task, task.config("tiny", {"model": {"loss": "beta"}}))["model"]["loss"] == "beta"
+    with pytest.raises(ConfigError, match="model.loss = 'l2': expected one of 'learned', 'beta'"):
+        check_config(task, task.config("tiny", {"model": {"loss": "l2"}}))
+
+
 def test_input_size_and_pixel_statistics_follow_the_images_and_the_weights(task):
     from apptool_posenet.data import input_settings
 
