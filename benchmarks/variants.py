@@ -1,10 +1,11 @@
 """fp32, fp16 and int8 graphs of one bundle side by side: held-out metrics, size and latency, in one run.
 
-    python benchmarks/variants.py BUNDLE [--repeats 30] [--json]
+    python benchmarks/variants.py BUNDLE [--repeats 30] [--threads 1] [--json]
 
 Missing variants are exported first (``apptool export BUNDLE --format fp16|int8``).  Every variant is
 evaluated on the same test split and timed on the same sample inputs (batch 1, the task's full
-``predict``: preprocessing, the graphs, postprocessing), on the provider ONNX Runtime picks here.
+``predict``: preprocessing, the graphs, postprocessing), on the provider ONNX Runtime picks here,
+with ``--threads`` intra-op threads (0: ONNX Runtime's default, one per physical core; the output says which).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def latency_ms(task, runner, config: dict, items: list, repeats: int) -> tuple[f
     return float(np.median(times)), float(np.percentile(times, 95))
 
 
-def compare(bundle: Path, repeats: int) -> dict[str, Any]:
+def compare(bundle: Path, repeats: int, threads: int = 0) -> dict[str, Any]:
     config = read_config(bundle)
     task = get_plugins().task(config["task"])
     for name in VARIANTS:
@@ -47,7 +48,7 @@ def compare(bundle: Path, repeats: int) -> dict[str, Any]:
     rows = []
     for name in ("fp32", *VARIANTS):
         folder = bundle if name == "fp32" else variant_dir(bundle, name)
-        runner = OnnxRunner(folder, task.name, config["graphs"])
+        runner = OnnxRunner(folder, task.name, config["graphs"], threads=threads)
         metrics = task.evaluate(runner, splits.test, config, None)
         median, p95 = latency_ms(task, runner, config, items, repeats)
         size = sum((folder / f"{g}.onnx").stat().st_size for g in config["graphs"])
@@ -67,6 +68,7 @@ def compare(bundle: Path, repeats: int) -> dict[str, Any]:
         "primary_metric": task.primary_metric,
         "greater_is_better": task.greater_is_better,
         "test_samples": len(splits.test),
+        "threads": threads,
         "rows": rows,
     }
 
@@ -75,14 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: one per physical core)")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args(argv)
-    report = compare(options.bundle, options.repeats)
+    report = compare(options.bundle, options.repeats, options.threads)
     if options.json:
         print(json.dumps(report, indent=2))
         return 0
     base = report["rows"][0]
-    print(f"{report['task']}: {report['test_samples']} held-out samples, latency of predict on one item ({base['provider']})")
+    threads = report["threads"] or "default"
+    print(
+        f"{report['task']}: {report['test_samples']} held-out samples, latency of predict on one item "
+        f"({base['provider']}, {threads} threads)"
+    )
     names = list(base["metrics"])
     print(f"{'variant':8} {'size KB':>9} {'median ms':>10} {'p95 ms':>8}  " + "  ".join(f"{n:>14}" for n in names))
     for row in report["rows"]:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from apptool.bundle import atomic_write_json
+from apptool.imagenet import fill_normalization
 from apptool.images import to_rgb
 from apptool.task import Graph, Splits, Task, deep_merge
 from apptool_captioning.data import SAMPLE_STREAM, load_splits, preprocess
@@ -94,8 +95,6 @@ class CaptioningTask(Task):
         if (overrides.get("model") or {}).get("pretrained") and "finetune" not in (overrides.get("train") or {}):
             overrides = deep_merge({"train": {"finetune": "gradual", "unfreeze_epoch": 1, "backbone_lr_mult": 0.1}}, overrides)
         config = super().config(preset, overrides)
-        from apptool.imagenet import fill_normalization
-
         fill_normalization(config["data"], config["model"]["backbone"], config["model"].get("pretrained"))
         return config
 

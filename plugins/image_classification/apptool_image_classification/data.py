@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from apptool.datasets import ImageFolder
+from apptool.imagenet import imagenet_class_names
 from apptool.images import to_rgb
 
 SHAPES = ("circle", "square", "triangle", "star")
@@ -144,8 +145,6 @@ def write_image_folder(root: Path, per_class_train: int, per_class_test: int, si
 
 def labelled_photos() -> ImageArrays:
     """The scikit-image photos with known ImageNet classes, labelled by ImageNet index."""
-    from apptool.imagenet import imagenet_class_names
-
     names = list(LABELLED_PHOTOS)
     return ImageArrays(
         [Path(f"skimage.data.{n}") for n in names],

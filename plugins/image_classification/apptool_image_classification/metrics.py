@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from apptool_image_classification.preprocess import square_view
+
 BASELINE_SIZE = 64  # HOG is computed on the centre square at this size
 
 
@@ -30,8 +32,6 @@ def classification_report(truth: np.ndarray, probabilities: np.ndarray, labels: 
 def hog_features(image: np.ndarray) -> np.ndarray:
     """HOG of the grey centre square plus a coarse colour histogram: the classic pre-deep image descriptor."""
     from skimage.feature import hog
-
-    from apptool_image_classification.preprocess import square_view
 
     view = square_view(image, BASELINE_SIZE)
     grey = view.mean(2) / 255.0

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from apptool.backbones import backbone_spec, create_encoder
+from apptool.bundle import load_state
 from apptool.errors import ConfigError
 from apptool.imagenet import SHIPPED, imagenet_weights
 
@@ -45,8 +46,6 @@ def build(model_cfg: dict[str, Any], num_classes: int) -> Classifier:
     neck, width = _neck(name)
     model = Classifier(encoder, neck, width or encoder.feature_info.channels()[-1], num_classes, float(model_cfg["dropout"]))
     if pretrained == "imagenet" and width is not None:
-        from apptool.bundle import load_state
-
         tensors, _ = load_state(imagenet_weights(name))
         state = {
             f"neck.{k.replace('conv_head.', '0.').replace('bn2.', '1.')}": v

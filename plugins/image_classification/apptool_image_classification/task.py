@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from apptool.datasets import read_image_folder
 from apptool.errors import ConfigError
+from apptool.imagenet import normalization
 from apptool.task import Graph, Runner, Splits, Task
+from apptool_image_classification import data, metrics
+from apptool_image_classification.data import CLASSES
+from apptool_image_classification.plots import plot_confusion
+from apptool_image_classification.preprocess import normalize, prepare, softmax, square_view
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -37,8 +43,6 @@ class TrainView:
         self.epoch = epoch
 
     def __call__(self, image: np.ndarray, index: int) -> np.ndarray:
-        from apptool_image_classification.preprocess import normalize, square_view
-
         rng = np.random.default_rng((self.seed, self.epoch, index))
         view = square_view(image, int(self.spec["size"]), rng, self.scale_min)
         if self.flip and rng.random() < 0.5:
@@ -53,8 +57,6 @@ class EvalView:
         self.spec = spec
 
     def __call__(self, image: np.ndarray, index: int) -> np.ndarray:
-        from apptool_image_classification.preprocess import prepare
-
         return prepare(image, self.spec)
 
 
@@ -96,16 +98,12 @@ class ImageClassificationTask(Task):
 
     # -- torch side ----------------------------------------------------------------
     def build_model(self, config: dict[str, Any]) -> "torch.nn.Module":
-        from apptool_image_classification.data import CLASSES
         from apptool_image_classification.model import build
 
         labels = config.get("labels") or (None if config["model"].get("head") == "imagenet" else CLASSES)
         return build(config["model"], len(labels) if labels else 1000)
 
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
-        from apptool.imagenet import normalization
-        from apptool_image_classification import data
-
         model, cfg = config["model"], config["data"]
         spec = config.get("input") or {
             "size": int(cfg["size"]),
@@ -124,8 +122,6 @@ class ImageClassificationTask(Task):
             train, test = data.ImageArrays([], [], data.labelled_photos().classes), data.labelled_photos()
             source = f"no training; evaluated on {len(test)} scikit-image photos with known ImageNet classes"
         elif data_dir is not None:
-            from apptool.datasets import read_image_folder
-
             train, test = read_image_folder(Path(data_dir))
             source = f"ImageFolder {data_dir}"
         else:
@@ -145,8 +141,6 @@ class ImageClassificationTask(Task):
         return F.cross_entropy(model(images), labels.long())
 
     def graphs(self, model: "torch.nn.Module", config: dict[str, Any]) -> list[Graph]:
-        from apptool_image_classification.preprocess import prepare
-
         spec = config["input"]
         inputs = [prepare(image, spec) for image in self.sample_inputs(config, 3, seed=11)]
         examples = [{"image": np.stack(inputs[:1])}, {"image": np.stack(inputs[1:])}]
@@ -157,8 +151,6 @@ class ImageClassificationTask(Task):
     def _probabilities(
         self, runner: Runner, images: Sequence[np.ndarray], config: dict[str, Any], names: Sequence[str]
     ) -> np.ndarray:
-        from apptool_image_classification.preprocess import prepare, softmax
-
         batches = []
         for start in range(0, len(images), EVAL_BATCH):
             batch = np.stack(
@@ -182,8 +174,6 @@ class ImageClassificationTask(Task):
         return results
 
     def evaluate(self, runner: Runner, dataset: Any, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
-        from apptool_image_classification import metrics
-
         labels = config["labels"]
         lookup = {name: index for index, name in enumerate(labels)}
         truth = np.array([lookup[dataset.classes[y]] for y in dataset.labels])
@@ -193,19 +183,15 @@ class ImageClassificationTask(Task):
         reference = getattr(dataset, "reference", None)
         result.update(metrics.hog_baseline(reference, images, truth, lookup))
         if out_dir is not None:
-            from apptool_image_classification.plots import plot_confusion
-
             plot_confusion(truth, probabilities.argmax(1), labels, Path(out_dir) / "confusion_matrix.png", result)
         return result
 
     def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[Any]:
         """Photos with known ImageNet classes for the ImageNet classifier; generated images otherwise."""
-        from apptool_image_classification import data
-
         if config["model"].get("head") == "imagenet":
             photos = data.labelled_photos().arrays
             return [photos[i % len(photos)] for i in range(n)]
-        images = data.generate("test", max(1, -(-n // len(data.CLASSES))), int(config["data"]["image_size"]), 1000 + seed)
+        images = data.generate("test", max(1, -(-n // len(CLASSES))), int(config["data"]["image_size"]), 1000 + seed)
         order = np.random.default_rng(seed).permutation(len(images))[:n]
         return [images.arrays[i] for i in order]
 

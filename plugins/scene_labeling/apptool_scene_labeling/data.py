@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from apptool.errors import DataError, InputError
 from apptool.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
@@ -142,8 +143,6 @@ def read_classes(path: Path) -> list[str]:
 
 def read_mask_png(path: Path) -> np.ndarray:
     """A mask PNG as an HxW uint8 array of class indices (grey, 16-bit, palette or grey-as-RGB)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as img:
             mode = img.mode

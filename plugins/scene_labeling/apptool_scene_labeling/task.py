@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from apptool.errors import ConfigError, DataError
+from apptool.imagenet import fill_normalization
 from apptool.images import to_rgb
 from apptool.task import Graph, Splits, Task
 from apptool_scene_labeling.data import (
@@ -28,6 +29,7 @@ from apptool_scene_labeling.data import (
     read_data_dir,
 )
 from apptool_scene_labeling.metrics import confusion, scores, write_confusion_png
+from apptool_scene_labeling.overlay import draw_overlay
 from apptool_scene_labeling.scenes import CLASSES, generate_scene
 
 EVAL_BATCH = 8
@@ -185,8 +187,6 @@ class SceneLabelingTask(Task):
         return [generate_scene(rng, int(data["height"]), int(data["width"]))[0] for _ in range(n)]
 
     def render(self, item: Any, result: dict[str, Any], config: dict[str, Any]) -> np.ndarray:
-        from apptool_scene_labeling.overlay import draw_overlay
-
         labels = decode_mask(result)
         return draw_overlay(to_rgb(item), labels, result["classes"], result["area"])
 
@@ -198,8 +198,6 @@ class SceneLabelingTask(Task):
 
 def with_normalization(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with the encoder's input mean/std in ``model`` (kept if set): stored in the bundle, used by the graph."""
-    from apptool.imagenet import fill_normalization
-
     fill_normalization(config["model"], config["model"]["backbone"], config["model"].get("pretrained"))
     return config
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from apptool.errors import DataError
+from apptool.imagenet import normalization
 from apptool.images import read_image
 from apptool.paths import inside_data_folder
 from apptool_steering import road, vehicle
@@ -39,8 +40,6 @@ def input_spec(config: dict[str, Any], mean=None, std=None) -> dict[str, Any]:
     data, model = config["data"], config["model"]
     pilotnet = model.get("backbone", "pilotnet") == "pilotnet"
     if not pilotnet:
-        from apptool.imagenet import normalization
-
         mean, std = ([255.0 * v for v in stats] for stats in normalization(model["backbone"], model.get("pretrained")))
     return {
         "color": "yuv" if pilotnet else "rgb",

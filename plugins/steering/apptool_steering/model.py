@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from apptool.backbones import create_encoder
+
 
 class PilotNet(nn.Module):
     """Bojarski et al. 2016: five convolutions and three fully connected layers on a 66x200 YUV image.
@@ -52,8 +54,6 @@ class BackboneRegressor(nn.Module):
 
 def build(model_config: dict) -> nn.Module:
     """The network a config's ``model`` section asks for: ``backbone`` "pilotnet" or a timm name."""
-    from apptool.backbones import create_encoder
-
     backbone = model_config.get("backbone", "pilotnet")
     dropout = float(model_config.get("dropout", 0.0))
     if backbone == "pilotnet":
