@@ -20,6 +20,7 @@ Run from the repository root (needs ``pip install 'apptool-gesture[benchmark]'``
 
     python benchmarks/ucr.py                                 # every set, default preset
     python benchmarks/ucr.py --datasets GunPoint,BasicMotions --threads 2
+    python benchmarks/ucr.py --jobs 2                        # two sets training at once, one thread each
     python benchmarks/ucr.py --set data.series_norm=false    # a config override, for every set
 
 Baselines are cached in ``--out``/baselines.json (they depend only on the data).
@@ -30,11 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -105,19 +106,22 @@ def train_gesture(folder: Path, out: Path, preset: str, overrides: list[str], th
     data.mkdir(parents=True, exist_ok=True)
     for part in ("TRAIN", "TEST"):
         shutil.copy(folder / f"{folder.name}_{part}.ts", data)
-    bundle = out / "bundles" / folder.name
+    bundle, log = out / "bundles" / folder.name, out / "logs" / f"{folder.name}.log"
     shutil.rmtree(bundle, ignore_errors=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "apptool", "train", "gesture", "--data", str(data), "--preset", preset]
     command += [arg for o in overrides for arg in ("--set", o)] + ["--out", str(bundle), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run = subprocess.run(command, env=env, capture_output=True, text=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if run.returncode:
-        raise SystemExit(f"{folder.name}: apptool train failed ({run.returncode}):\n{run.stderr[-2000:]}")
-    print(next((line for line in run.stderr.splitlines() if line.startswith("gesture: budget")), ""))
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # train, export and eval: load-independent
+    with log.open("w") as stream:
+        process = subprocess.Popen(command, env=env, stdout=stream, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own CPU time, also while others run beside it
+    process.returncode = os.waitstatus_to_exitcode(status)
+    text = log.read_text(errors="replace")
+    if process.returncode:
+        raise SystemExit(f"{folder.name}: apptool train failed ({process.returncode}), see {log}:\n{text[-2000:]}")
+    print(f"{folder.name}: " + next((line for line in text.splitlines() if line.startswith("gesture: budget")), ""))
     metrics = json.loads((bundle / "metrics.json").read_text())
+    cpu = usage.ru_utime + usage.ru_stime  # train, export and eval: load-independent
     return {**metrics, "config": json.loads((bundle / "config.json").read_text()), "cpu_seconds": cpu}
 
 
@@ -127,6 +131,7 @@ def main() -> None:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--set", action="append", default=[], dest="overrides", help="config override KEY=VALUE")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for training and MiniRocket")
+    parser.add_argument("--jobs", type=int, default=1, help="sets trained at once, each in its own process")
     parser.add_argument("--out", type=Path, default=Path("runs/ucr"))
     args = parser.parse_args()
     console = Console(width=160)  # the table whole, also when the output goes to a file
@@ -139,7 +144,6 @@ def main() -> None:
         console.print(f"skipped {name}: {why}")
     args.out.mkdir(parents=True, exist_ok=True)
     cache_path = args.out / "baselines.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     table = Table(title=f"gesture --preset {args.preset} {' '.join(args.overrides)} vs baselines, {args.threads} thread(s)")
     for column in (
         "set",
@@ -156,12 +160,16 @@ def main() -> None:
         "MiniRocket",
     ):
         table.add_column(column, justify="left" if column == "set" else "right")
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # the training is in child processes; baselines run meanwhile
+        trained = pool.map(lambda n: train_gesture(found[n], args.out, args.preset, args.overrides, args.threads), chosen)
+        for name in sorted(chosen, key=lambda n: (found[n] / f"{n}_TRAIN.ts").stat().st_size):  # cheap ones first
+            cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}  # another run may have added some
+            if name not in cache:
+                cache[name] = baselines(found[name], args.threads)
+                cache_path.write_text(json.dumps(cache, indent=1))
+    cache = json.loads(cache_path.read_text())
     rows = []
-    for name in chosen:
-        if name not in cache:
-            cache[name] = baselines(found[name], args.threads)
-            cache_path.write_text(json.dumps(cache, indent=1))
-        metrics = train_gesture(found[name], args.out, args.preset, args.overrides, args.threads)
+    for name, metrics in zip(chosen, trained):
         test, training, dataset = metrics["test"], metrics["training"], metrics["config"]["dataset"]
         rows.append((test["accuracy"], cache[name]["dtw_1nn"], cache[name]["minirocket"]))
         table.add_row(

@@ -12,6 +12,7 @@ gap between model and baseline is the model's, not the preprocessing's.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,9 +58,7 @@ def nearest_dtw(train: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> np.n
 
 def dtw_unavailable(train: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> str | None:
     """Why the DTW baseline cannot run here, or None when it can."""
-    try:
-        import aeon.distances  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("aeon.distances") is None:
         return f"DTW-1NN needs aeon: {DTW_EXTRA}"
     cells = len(train) * len(test) * max(len(s) for s in train) * max(len(s) for s in test)
     if cells > DTW_MAX_CELLS:

@@ -22,6 +22,7 @@ import numpy as np
 
 from apptool.errors import DataError
 from apptool.paths import inside_data_folder
+from apptool_gesture.augment import Augment
 from apptool_gesture.csvformat import read_csv_split
 from apptool_gesture.features import Prepare, fit_input_spec
 from apptool_gesture.generator import GESTURES, generate, generator_kind
@@ -37,13 +38,20 @@ class SequenceSet:
     classes: list[str]
     transform: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
     reference: SequenceSet | None = field(default=None, repr=False)  # the test split's training split, for baselines
+    augment: Augment | None = field(default=None, repr=False)  # the training split's, after ``transform``
 
     def __len__(self) -> int:
         return len(self.sequences)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         seq = self.sequences[index]
-        return (self.transform(seq) if self.transform else seq), self.labels[index]
+        seq = self.transform(seq) if self.transform else seq
+        return (self.augment(seq, index) if self.augment else seq), self.labels[index]
+
+    def set_epoch(self, epoch: int) -> None:
+        """The trainer's epoch, from which augmentation draws (nothing to do without augmentation)."""
+        if self.augment is not None:
+            self.augment.set_epoch(epoch)
 
 
 def _index_labels(names: list[str], classes: list[str], where: str) -> list[int]:
@@ -108,5 +116,6 @@ def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[Sequence
     spec = fit_input_spec(train, features_kind, float(data_cfg.get("fps", 50)), bool(data_cfg.get("series_norm", False)))
     info = {"labels": classes, "input": spec, "dataset": {**source, "train_size": len(train), "test_size": len(test)}}
     transform = Prepare(spec)
-    train_set = SequenceSet(train, train_y, classes, transform)
+    augment = Augment(config["augment"], seed) if config.get("augment", {}).get("enabled") else None
+    train_set = SequenceSet(train, train_y, classes, transform, augment=augment)
     return train_set, SequenceSet(test, test_y, classes, transform, reference=train_set), info

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from apptool_gesture.augment import AUGMENT_DEFAULTS
 from apptool_gesture.generator import GESTURES
 
 MODEL_DEFAULTS: dict[str, Any] = {
     "cell": "lstm",  # "lstm" | "gru"
     "hidden": 64,
-    "layers": 2,
+    "layers": 1,  # the FCN branch carries most of the accuracy; a second one costs as much again per frame
     "bidirectional": False,  # true: offline only, no streaming graph
     "dropout": 0.2,
     "conv_channels": 32,  # causal 1-D conv front end; 0 disables it
@@ -35,7 +36,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "noise": 0.02,
         "accel_noise": 0.03,  # accelerometer noise, in g
         "max_tilt_deg": 20,
+        "series_norm": False,  # z-normalise each sequence over itself first (the UCR convention)
     },
+    "augment": {"enabled": True, **AUGMENT_DEFAULTS},  # the training split's (see augment.py)
     "train": {
         "steps": 1000,  # optimizer steps, whatever the data's size: 20 epochs of the generator, 500 of 50 series
         "min_epochs": 10,

@@ -6,7 +6,7 @@ read_input, render and demo run on numpy and reach the model through a runner.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,31 +14,34 @@ import numpy as np
 
 from apptool.errors import DataError, InputError
 from apptool.task import Graph, Splits, Task
+from apptool_gesture.baselines import baseline_accuracies
+from apptool_gesture.csvformat import read_csv_sequence
+from apptool_gesture.data import load_splits
+from apptool_gesture.demo import build_demo
+from apptool_gesture.drawing import draw_sequence
 from apptool_gesture.features import check_sequence, input_spec, pad_batch, prepare, softmax
 from apptool_gesture.generator import GESTURES, KINDS, make_gesture
 from apptool_gesture.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1, plot_confusion
 from apptool_gesture.settings import DEFAULT_CONFIG, PRESETS, class_names, model_options
 from apptool_gesture.streaming import state_shapes, stream, streaming_available
+from apptool_gesture.tsformat import read_ts
 
 CHUNK = 64  # sequences per graph call
 
 
+def chunked_logits(inputs: Sequence[np.ndarray], logits_of: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """(N, C) logits of prepared (T, F) inputs: ``logits_of(batch, lengths)`` on padded chunks of ``CHUNK`` sequences."""
+    return np.concatenate([logits_of(*pad_batch(inputs[i : i + CHUNK])) for i in range(0, len(inputs), CHUNK)], 0)
+
+
 def offline_logits(runner, inputs: Sequence[np.ndarray]) -> np.ndarray:
-    """(N, C) logits of prepared (T, F) inputs through the offline graph, in padded chunks."""
-    out = []
-    for start in range(0, len(inputs), CHUNK):
-        batch, lengths = pad_batch(inputs[start : start + CHUNK])
-        out.append(runner.run("model", {"x": batch, "lengths": lengths})["logits"])
-    return np.concatenate(out, 0)
+    """(N, C) logits of prepared (T, F) inputs through the offline graph."""
+    return chunked_logits(inputs, lambda batch, lengths: runner.run("model", {"x": batch, "lengths": lengths})["logits"])
 
 
 def streaming_logits(runner, inputs: Sequence[np.ndarray], config: dict[str, Any]) -> np.ndarray:
     """(N, C) logits at each sequence's last frame, fed frame by frame through the step graph."""
-    out = []
-    for start in range(0, len(inputs), CHUNK):
-        batch, lengths = pad_batch(inputs[start : start + CHUNK])
-        out.append(stream(runner, batch, lengths, config)[1])
-    return np.concatenate(out, 0)
+    return chunked_logits(inputs, lambda batch, lengths: stream(runner, batch, lengths, config)[1])
 
 
 class GestureTask(Task):
@@ -78,8 +81,6 @@ class GestureTask(Task):
         )
 
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
-        from apptool_gesture.data import load_splits
-
         train, test, info = load_splits(config, data_dir)
         return Splits(train, test, info)
 
@@ -205,8 +206,6 @@ class GestureTask(Task):
     @staticmethod
     def _baselines(dataset, inputs, truth, spec, lookup) -> dict[str, Any]:
         """1-NN Euclidean and DTW accuracies on the same split and inputs, when the test set knows its training set."""
-        from apptool_gesture.baselines import baseline_accuracies
-
         reference = getattr(dataset, "reference", None)
         if reference is None:
             return {"baseline_1nn_euclidean": None, "baseline_1nn_dtw": None, "baseline_1nn_dtw_unavailable": "no training split"}
@@ -227,9 +226,6 @@ class GestureTask(Task):
 
     def read_input(self, path: Path) -> Iterator[tuple[str, Any]]:
         """Cases of a ``.ts`` file (labels, if any, ignored) or the one sequence of a ``.csv`` file."""
-        from apptool_gesture.csvformat import read_csv_sequence
-        from apptool_gesture.tsformat import read_ts
-
         path = Path(path)
         suffix = path.suffix.lower()
         try:
@@ -244,11 +240,7 @@ class GestureTask(Task):
             raise InputError(str(exc)) from None
 
     def render(self, item: Any, result: dict[str, Any], config: dict[str, Any]) -> np.ndarray | None:
-        from apptool_gesture.drawing import draw_sequence
-
         return draw_sequence(np.asarray(item, np.float32), f"{result['label']} {result['confidence']:.0%}")
 
     def demo(self, ctx) -> None:
-        from apptool_gesture.demo import build_demo
-
         build_demo(ctx)

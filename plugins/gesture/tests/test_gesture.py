@@ -204,8 +204,8 @@ def test_ts_splits_keep_class_names_and_fit_statistics_on_train_only(tmp_path):
     assert len({len(s) for s in train.sequences}) > 1
     expected = fit_input_spec(train.sequences, "raw", 50)
     assert info["input"]["mean"] == expected["mean"]
-    x, y = train[0]
-    assert x.dtype == np.float32 and x.shape == train.sequences[0].shape and y == train.labels[0]
+    x, y = test[0]  # the training split's items are augmented windows
+    assert x.dtype == np.float32 and x.shape == test.sequences[0].shape and y == test.labels[0]
 
 
 def test_series_norm_statistics_are_fitted_on_the_training_split_after_per_series_normalisation(tmp_path):
@@ -520,3 +520,26 @@ def test_demo_analysis_of_a_drawing_gives_probabilities_and_streaming_curves():
     probabilities, curves, picture, note = analyse(ctx, seq, path, "the drawing")
     assert set(probabilities) == set(GESTURES) and sum(probabilities.values()) == pytest.approx(1, abs=1e-4)
     assert curves.ndim == 3 and curves.shape[2] == 3 and picture.shape[2] == 3 and "frames" in note
+
+
+def test_augmentation_is_a_seeded_window_of_the_input_with_gain_and_noise():
+    from apptool_gesture.augment import Augment
+
+    x = np.arange(2000, dtype=np.float32).reshape(1000, 2)
+    augment = Augment({"window": 0.5, "max_frames": 300, "scale": 0.0, "noise": 0.0}, seed=3)
+    first = augment(x, 7)
+    assert 1 <= len(first) <= 300 and np.array_equal(augment(x, 7), first)
+    start = int(first[0, 0]) // 2
+    assert np.array_equal(first, x[start : start + len(first)])  # a contiguous window, no gain, no noise
+    augment.set_epoch(1)
+    assert not np.array_equal(augment(x, 7), first)
+    whole = Augment({"window": 1.0, "max_frames": 0, "scale": 0.2, "noise": 0.0}, seed=3)(x[:50], 0)
+    gain = whole / np.where(x[:50] == 0, 1, x[:50])
+    assert len(whole) == 50 and np.allclose(gain[1:], gain[1]) and np.all(np.abs(gain[1] - 1) <= 0.2)
+
+
+def test_only_the_training_split_is_augmented(tmp_path):
+    config = GestureTask().config("tiny")
+    train, test, _ = load_splits(config, None)
+    assert train.augment is not None and test.augment is None
+    assert np.array_equal(test[0][0], test.transform(test.sequences[0]))
