@@ -36,54 +36,55 @@ def initial_state(runner, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def beam_search(
     runner, h: np.ndarray, c: np.ndarray, beam_size: int = 3, max_len: int = 20, length_penalty: float = 0.0, n_best: int = 1
 ) -> list[list[dict[str, Any]]]:
-    """For each image's initial state, its ``n_best`` hypotheses: ids (no specials), score, log-prob; best first."""
+    """For each image's initial state, its ``n_best`` hypotheses: ids (no specials), score, log-prob; best first.
+
+    Each step ranks the candidates of every image at once: one row per live image
+    holds the extensions of all its beams side by side (``-inf`` where it has fewer
+    beams), so only finished hypotheses are handled one by one in Python.
+    """
     n_images = h.shape[0]
-    owner = np.arange(n_images)
+    owner = np.arange(n_images)  # the image of each live beam, non-decreasing
     tokens = np.full(n_images, START_ID, dtype=np.int64)
     logprob = np.zeros(n_images)
-    seqs: list[list[int]] = [[] for _ in range(n_images)]
+    history = np.zeros((n_images, 0), dtype=np.int64)  # the words of each live beam so far
+    n_finished = np.zeros(n_images, dtype=np.int64)
     finished: list[list[dict[str, Any]]] = [[] for _ in range(n_images)]
-
-    def finish(image: int, seq: list[int], lp: float, ended: bool) -> None:
-        length = len(seq) + ended
-        finished[image].append({"ids": seq, "score": float(lp / max(length, 1) ** length_penalty), "logprob": float(lp)})
-
+    k = 2 * beam_size
     for step in range(1, max_len + 1):
         out = runner.run("decoder_step", {"token": tokens, "h": h, "c": c})
         logp = np.asarray(out["log_probs"], dtype=np.float64)
         logp[:, list(BANNED)] = -np.inf
         vocab = logp.shape[1]
-        total = logprob[:, None] + logp
-        rows, next_tokens, next_lp = [], [], []
-        for image in np.unique(owner):
-            mine = np.flatnonzero(owner == image)
-            flat = total[mine].ravel()
-            k = min(2 * beam_size, flat.size)
-            top = np.argpartition(-flat, k - 1)[:k]
-            kept = 0
-            for rank, pick in enumerate(top[np.argsort(-flat[top], kind="stable")]):
-                if not np.isfinite(flat[pick]):
-                    break  # only banned tokens are left
-                row, token = mine[pick // vocab], int(pick % vocab)
-                if token == END_ID or step == max_len:
-                    if rank < beam_size:  # an ending outside the top beam_size is not a beam
-                        finish(image, seqs[row] + ([] if token == END_ID else [token]), flat[pick], token == END_ID)
-                elif kept < beam_size:
-                    rows.append(row)
-                    next_tokens.append(token)
-                    next_lp.append(flat[pick])
-                    kept += 1
-                if len(finished[image]) >= beam_size:
-                    break
-            if len(finished[image]) >= beam_size:  # done: drop this image's live beams
-                while rows and owner[rows[-1]] == image:
-                    rows.pop(), next_tokens.pop(), next_lp.pop()
-        if not rows:
+        images, first, index = np.unique(owner, return_index=True, return_inverse=True)
+        slot = np.arange(len(owner)) - first[index]  # each beam's place among its image's beams
+        grid = np.full((len(images), int(slot.max()) + 1, vocab), -np.inf)
+        grid[index, slot] = logprob[:, None] + logp
+        grid = grid.reshape(len(images), -1)
+        top = np.argpartition(-grid, k - 1, axis=1)[:, :k] if grid.shape[1] > k else np.argsort(-grid, axis=1)[:, :k]
+        values = np.take_along_axis(grid, top, 1)
+        order = np.argsort(-values, axis=1, kind="stable")
+        picks, values = np.take_along_axis(top, order, 1), np.take_along_axis(values, order, 1)
+        words, rows = picks % vocab, first[:, None] + picks // vocab
+        valid = np.isfinite(values)  # only banned tokens are left after the first -inf
+        ending = valid & ((words == END_ID) | (step == max_len))
+        ending[:, beam_size:] = False  # an ending outside the top beam_size is not a beam, nor kept
+        finishing = ending & (np.cumsum(ending, axis=1) <= (beam_size - n_finished[images])[:, None])
+        for i, j in zip(*np.nonzero(finishing)):
+            image, ended = int(images[i]), bool(words[i, j] == END_ID)
+            seq = history[rows[i, j]].tolist() + ([] if ended else [int(words[i, j])])
+            length = len(seq) + ended
+            score = float(values[i, j] / max(length, 1) ** length_penalty)
+            finished[image].append({"ids": seq, "score": score, "logprob": float(values[i, j])})
+        n_finished[images] += finishing.sum(axis=1)
+        keeping = valid & ~((words == END_ID) | (step == max_len))
+        keeping &= np.cumsum(keeping, axis=1) <= beam_size
+        keeping &= (n_finished[images] < beam_size)[:, None]  # done: this image's live beams go
+        if not keeping.any():
             break
-        rows_arr = np.asarray(rows)
-        owner, tokens, logprob = owner[rows_arr], np.asarray(next_tokens, dtype=np.int64), np.asarray(next_lp)
-        h, c = out["h_out"][rows_arr], out["c_out"][rows_arr]
-        seqs = [seqs[r] + [t] for r, t in zip(rows, next_tokens)]
+        kept = rows[keeping]
+        owner, tokens, logprob = owner[kept], words[keeping].astype(np.int64), values[keeping]
+        history = np.concatenate([history[kept], tokens[:, None]], axis=1)
+        h, c = out["h_out"][kept], out["c_out"][kept]
     return [sorted(f, key=lambda x: -x["score"])[:n_best] for f in finished]
 
 
