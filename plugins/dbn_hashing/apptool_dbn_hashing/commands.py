@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import typer
 
 from apptool.errors import BundleError, InputError
+from apptool.images import IMAGE_SUFFIXES, list_inputs, read_image
+from apptool.runtime import Predictor
+from apptool_dbn_hashing.data import prepare_image
+from apptool_dbn_hashing.index import INDEX_FILE, HammingIndex
 
 
 def _open(bundle: Path):
-    from apptool.runtime import Predictor
-    from apptool_dbn_hashing.index import INDEX_FILE, HammingIndex
-
     predictor = Predictor(bundle)
     if predictor.task.name != "dbn_hashing":
         raise BundleError(f"{bundle}: a {predictor.task.name!r} bundle, not a dbn_hashing one")
@@ -27,8 +29,6 @@ def _open(bundle: Path):
 
 
 def _read(inputs: list[Path]) -> list[tuple[Path, np.ndarray]]:
-    from apptool.images import IMAGE_SUFFIXES, list_inputs, read_image
-
     files = list_inputs(inputs, IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"no image files in {', '.join(map(str, inputs))}")
@@ -64,9 +64,6 @@ def search(bundle: Path, inputs: list[Path], k: int, radius: int | None) -> list
 
 def add(bundle: Path, inputs: list[Path], label: str | None) -> dict[str, Any]:
     """Encode images and append them to the bundle's index; the class is ``label`` or each file's folder name."""
-    from apptool_dbn_hashing.data import prepare_image
-    from apptool_dbn_hashing.index import INDEX_FILE
-
     predictor, index, meta = _open(bundle)
     classes = list(meta.get("classes", []))
     files = _read(inputs)
@@ -90,7 +87,6 @@ def add(bundle: Path, inputs: list[Path], label: str | None) -> dict[str, Any]:
 
 def register(app) -> None:
     """Add the two commands to the ``apptool`` typer app."""
-    import typer
 
     @app.command("hashing-search")
     def search_command(

@@ -67,14 +67,23 @@ def display_image(image: np.ndarray, size: int = 96) -> np.ndarray:
 
 
 # -- built-in data -------------------------------------------------------------------
-def digits(seed: int, test_fraction: float) -> tuple[ImageSet, ImageSet]:
-    """scikit-learn's 1,797 real 8×8 handwritten digits, split per class (seeded) into database and queries."""
+def digit_images() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 real 8×8 handwritten digits as uint8 NHW1 images, and their labels.
+
+    scikit-learn (and scipy under it) takes seconds to import and only the
+    built-in digits need it, so it is imported here, never on a plugin's load.
+    """
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
-    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, :, :, None]
-    labels = bunch.target.astype(np.int64)
+    return np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, :, :, None], bunch.target.astype(np.int64)
+
+
+def digits(seed: int, test_fraction: float) -> tuple[ImageSet, ImageSet]:
+    """scikit-learn's 1,797 real 8×8 handwritten digits, split per class (seeded) into database and queries."""
+    from sklearn.model_selection import train_test_split  # see digit_images: scikit-learn only for the digits
+
+    images, labels = digit_images()
     index = np.arange(len(labels))
     train_idx, test_idx = train_test_split(index, test_size=test_fraction, stratify=labels, random_state=seed)
     classes = [str(c) for c in range(10)]

@@ -7,6 +7,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from safetensors.numpy import load_file
 
 from apptool.bundle import WEIGHTS
 from apptool.errors import InputError
@@ -47,8 +48,6 @@ def filter_mosaic(weights: np.ndarray, shape: tuple[int, int, int], count: int =
 
 def first_layer_view(bundle_dir: Path, config: dict[str, Any]) -> tuple[np.ndarray | None, str]:
     """The mosaic of the first RBM's weights from the bundle (no torch), and a caption."""
-    from safetensors.numpy import load_file
-
     if config["model"]["features"] != "pixels":
         return None, "The first RBM sees backbone features, not pixels, so its weights are not images."
     tensors = load_file(str(Path(bundle_dir) / WEIGHTS))

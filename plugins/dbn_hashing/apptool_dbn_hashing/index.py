@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save
 
 from apptool.bundle import atomic_write_bytes
 from apptool.errors import BundleError, InputError
@@ -203,9 +205,9 @@ class HammingIndex:
         return self._words
 
     def _numba_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        import numba
+        import numba  # optional at run time (numpy is the fallback) and slow to import: only when it searches
 
-        from apptool_dbn_hashing.kernel import topk
+        from apptool_dbn_hashing.kernel import topk  # compiles with numba on import
 
         if self._columns is None:
             self._columns = np.ascontiguousarray(self._db_words().T)
@@ -269,8 +271,6 @@ class HammingIndex:
     # -- persistence: safetensors + JSON, never pickle ---------------------------------
     def save(self, path: Path, meta: dict[str, Any] | None = None) -> Path:
         """Write the index as one safetensors file (arrays) with JSON metadata (bits, names, extra fields)."""
-        from safetensors.numpy import save
-
         tensors = {"codes": self.codes, "labels": self.labels}
         if self.images is not None:
             tensors["images"] = np.ascontiguousarray(self.images)
@@ -280,8 +280,6 @@ class HammingIndex:
     @classmethod
     def load(cls, path: Path, backend: str = "auto") -> tuple["HammingIndex", dict[str, Any]]:
         """An index saved by ``save``, and the extra metadata stored with it."""
-        from safetensors import SafetensorError, safe_open
-
         path = Path(path)
         if not path.is_file():
             raise BundleError(f"{path}: missing; the bundle has no Hamming index (train it again or build one with the task)")

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from apptool.backbones import create_encoder
 from apptool_dbn_hashing.rbm import RBM
 
 #: The backbone input normalisation of bundles made before ``model.mean``/``model.std`` were stored.
@@ -131,8 +132,6 @@ def build(config: dict[str, Any], input_shape: tuple[int, int, int], n_classes: 
     m = config["model"]
     encoder = None
     if m["features"] == "backbone":
-        from apptool.backbones import create_encoder
-
         encoder = create_encoder(m["backbone"], m.get("pretrained"), in_chans=input_shape[0])
     return DBNHasher(
         input_shape,

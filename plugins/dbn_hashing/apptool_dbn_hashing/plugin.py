@@ -1,6 +1,7 @@
 """Entry point of the dbn_hashing plugin (imports no torch)."""
 
 import apptool
+from apptool_dbn_hashing.commands import register
 from apptool_dbn_hashing.task import DbnHashingTask
 
 APPTOOL_API = 1
@@ -13,6 +14,4 @@ def apptool_tasks():
 
 @apptool.hookimpl
 def apptool_cli_commands(app):
-    from apptool_dbn_hashing.commands import register
-
     register(app)

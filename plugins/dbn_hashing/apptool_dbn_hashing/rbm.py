@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from apptool.errors import ConfigError
 from apptool_dbn_hashing.settings import RBM_DEFAULTS
@@ -145,9 +147,6 @@ def train_stack(
     progress: bool = True,
 ) -> tuple[list[RBM], list[dict]]:
     """Greedy layer-wise DBN pretraining: each RBM learns the hidden probabilities of the one below."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     generator = torch.Generator().manual_seed(int(seed))
     opts = {**RBM_DEFAULTS, **opts}
     rbms, logs = [], []

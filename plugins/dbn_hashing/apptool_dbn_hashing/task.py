@@ -18,10 +18,14 @@ from typing import Any
 import numpy as np
 
 from apptool.errors import DataError
+from apptool.imagenet import fill_normalization
 from apptool.task import Graph, Splits, Task, run_in_batches
 from apptool_dbn_hashing import data as datasets
+from apptool_dbn_hashing.baselines import fit_itq, fit_lsh
+from apptool_dbn_hashing.demo import build_demo, code_picture
 from apptool_dbn_hashing.index import INDEX_FILE, HammingIndex, pack_bits
 from apptool_dbn_hashing.metrics import retrieval_metrics
+from apptool_dbn_hashing.settings import RBM_DEFAULTS
 
 K, RADIUS = 10, 2
 BATCH = 256
@@ -48,8 +52,6 @@ class DbnHashingTask(Task):
     }
 
     def default_config(self) -> dict[str, Any]:
-        from apptool_dbn_hashing.settings import RBM_DEFAULTS
-
         return {
             "model": {
                 "features": "pixels",
@@ -84,8 +86,6 @@ class DbnHashingTask(Task):
         config = super().config(preset, overrides)
         model = config["model"]
         if model["features"] == "backbone":
-            from apptool.imagenet import fill_normalization
-
             fill_normalization(model, model["backbone"], model.get("pretrained"))
         return config
 
@@ -187,8 +187,6 @@ class DbnHashingTask(Task):
         return results
 
     def evaluate(self, runner, dataset, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
-        from apptool_dbn_hashing.baselines import fit_itq, fit_lsh
-
         database = getattr(dataset, "database", None)
         if database is None or not len(dataset):
             raise DataError("hashing evaluation needs the query split with its database (load_data's test split)")
@@ -235,21 +233,15 @@ class DbnHashingTask(Task):
     def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[np.ndarray]:
         data = config.get("data", {})
         if data.get("source", "digits") == "digits":
-            from sklearn.datasets import load_digits
-
-            images = np.round(load_digits().images * (255.0 / 16.0)).astype(np.uint8)
+            images, _ = datasets.digit_images()
             chosen = np.random.default_rng(seed).permutation(len(images))[:n]
-            return [np.repeat(images[i][:, :, None], 3, axis=2) for i in chosen]
+            return [np.repeat(images[i], 3, axis=2) for i in chosen]
         size = int(data.get("image_size") or datasets.DEFAULT_SIZE["shapes"])
         shapes = datasets.shapes(seed, size, -(-n // len(datasets.SHAPE_CLASSES)))
         return [np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image for image in shapes.images[:n]]
 
     def render(self, item: Any, result: dict[str, Any], config: dict[str, Any]) -> np.ndarray:
-        from apptool_dbn_hashing.demo import code_picture
-
         return code_picture(item, result["bits"])
 
     def demo(self, ctx) -> None:
-        from apptool_dbn_hashing.demo import build_demo
-
         build_demo(ctx)

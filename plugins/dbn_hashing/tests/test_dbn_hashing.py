@@ -319,7 +319,14 @@ def tiny_bundle(tmp_path_factory):
 
 
 class TestConformance(TaskConformance):
-    """The core's contract suite, on the bundle the tests below share (trained once)."""
+    """The core's contract suite, on the bundle the tests below share (trained once).
+
+    It lives here rather than in a tests/test_conformance.py of its own, as the
+    other plugins have it, because it shares this module's ``tiny_bundle``:
+    pretraining and fine-tuning that bundle is the slowest step of these tests,
+    and a second file would train a second one (module-scoped fixtures are not
+    shared across files, and under pytest-xdist not across workers either).
+    """
 
     task_name = "dbn_hashing"
 
