@@ -16,7 +16,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "conv_channels": 32,  # causal 1-D conv front end; 0 disables it
     "conv_kernel": 5,
     "pool": True,  # classify from the last output and the mean of all outputs (long recordings need it)
-    "fcn_channels": [64, 128, 64],  # causal FCN branch beside the LSTM (LSTM-FCN); [] disables it
+    "fcn_channels": [32, 64, 32],  # causal FCN branch beside the LSTM (LSTM-FCN); [] disables it
     "fcn_kernels": [8, 5, 3],
 }
 
@@ -40,10 +40,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     },
     "augment": {"enabled": True, **AUGMENT_DEFAULTS},  # the training split's (see augment.py)
     "train": {
-        "steps": 1000,  # optimizer steps, whatever the data's size: 20 epochs of the generator, 500 of 50 series
+        "steps": 1000,  # optimizer steps, whatever the data's size: 10 epochs of the generator, 250 of 50 series
         "min_epochs": 10,
         "max_epochs": 500,
-        "batch_size": 32,
+        "batch_size": 16,
         "lr": 3e-3,
         "weight_decay": 1e-4,
         "grad_clip": 1.0,
@@ -72,7 +72,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "model": {"hidden": 128},
         "data": {"train_per_class": 600, "test_per_class": 150},
-        "train": {"steps": 6000, "patience": 8},  # 40 epochs of the 5,400 generated sequences
+        "train": {"steps": 6000, "patience": 8},  # 20 epochs of the 4,860 generated training sequences
     },
 }
 
