@@ -3,8 +3,10 @@
 Fair by construction: both runtimes get the same intra-op thread count (torch's,
 which ``OMP_NUM_THREADS`` sets), torch runs under ``inference_mode``, and the two
 are timed call by call in alternating order, so load from other processes falls on
-both alike.  Each row also says how much of the predict path the graphs took: the
-rest is the task's numpy pre- and post-processing, shared by both runtimes.
+both alike.  Each row also says how much of the predict path the graphs took (the
+rest is the task's numpy pre- and post-processing, shared by both runtimes) and the
+CPU time of the call (all threads): on a shared machine, where the wall clock also
+counts the time spent waiting for a core, that is the steadier figure.
 """
 
 from __future__ import annotations
@@ -34,18 +36,18 @@ class TimedRunner:
 
 
 def _interleaved(calls: dict[str, Callable[[], Any]], runners: dict[str, TimedRunner], repeats: int) -> dict[str, np.ndarray]:
-    """Per call: total and graph milliseconds of each named call, timed in turn (the order alternating per repeat)."""
+    """Per call: wall, graph and CPU milliseconds of each named call, timed in turn (the order alternating per repeat)."""
     for call in calls.values():
         for _ in range(WARMUP):
             call()
     names = list(calls)
-    times = {name: np.zeros((repeats, 2)) for name in names}
+    times = {name: np.zeros((repeats, 3)) for name in names}
     for repeat in range(repeats):
         for name in names if repeat % 2 == 0 else names[::-1]:
             runners[name].seconds = 0.0
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             calls[name]()
-            times[name][repeat] = time.perf_counter() - started, runners[name].seconds
+            times[name][repeat] = time.perf_counter() - started, runners[name].seconds, time.process_time() - cpu
     return {name: ms * 1000.0 for name, ms in times.items()}
 
 
@@ -65,7 +67,7 @@ def bench_bundle(bundle_dir: Path, batch: int = 16, repeats: int = 20) -> dict[s
     runners = {"torch": TimedRunner(TorchRunner(task.graphs(model, config), device)), "onnxruntime": TimedRunner(onnx_runner)}
     items = task.sample_inputs(config, batch, seed=1234)
     rows = []
-    speedup = {}
+    speedup, cpu_speedup = {}, {}
     with torch.inference_mode():
         for size in (1, batch):
             calls = {name: (lambda r=runner, n=size: task.predict(r, items[:n], config)) for name, runner in runners.items()}
@@ -79,11 +81,13 @@ def bench_bundle(bundle_dir: Path, batch: int = 16, repeats: int = 20) -> dict[s
                         "p95_ms": float(np.percentile(ms[:, 0], 95)),
                         "graphs_ms": float(np.median(ms[:, 1])),
                         "numpy_ms": float(np.median(ms[:, 0] - ms[:, 1])),
+                        "cpu_ms": float(np.median(ms[:, 2])),
                         "items_per_s": size * 1000.0 / median,
                     }
                 )
-            by_runtime = {r["runtime"]: r["median_ms"] for r in rows if r["batch"] == size}
-            speedup[str(size)] = by_runtime["torch"] / by_runtime["onnxruntime"]
+            wall, cpu = ({r["runtime"]: r[key] for r in rows if r["batch"] == size} for key in ("median_ms", "cpu_ms"))
+            speedup[str(size)] = wall["torch"] / wall["onnxruntime"]
+            cpu_speedup[str(size)] = cpu["torch"] / max(cpu["onnxruntime"], 1e-9)
     return {
         "task": task.name,
         "bundle": str(bundle_dir),
@@ -93,4 +97,5 @@ def bench_bundle(bundle_dir: Path, batch: int = 16, repeats: int = 20) -> dict[s
         "onnxruntime_threads": threads,
         "rows": rows,
         "speedup": speedup,
+        "cpu_speedup": cpu_speedup,
     }
