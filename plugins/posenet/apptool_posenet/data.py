@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from apptool.errors import ConfigError, DataError, InputError
+from apptool.imagenet import normalization
 from apptool.images import read_image
 from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file, write_split
+from apptool_posenet.generator import render_sequence
 from apptool_posenet.preprocess import crop, jitter, pixel_stats, prepare, resize_short, to_chw
 from apptool_posenet.scene import footprints
 
@@ -122,8 +124,6 @@ def scene_info(train_poses: np.ndarray, source: str) -> dict[str, Any]:
 
 
 def _builtin(config: dict[str, Any]):
-    from apptool_posenet.generator import render_sequence
-
     data = config["data"]
     size = tuple(int(v) for v in data["render_size"])
     if min(size) < int(data["resize"]):
@@ -166,8 +166,6 @@ def input_settings(config: dict[str, Any], short_side: int) -> dict[str, Any]:
     ``max_resize`` (no upsampling: it adds no detail, only cost), and a crop of 7/8 of it, the
     paper's 224 of 256.  Mean and std are the ones the encoder's weights were trained with.
     """
-    from apptool.imagenet import normalization
-
     data, model = config["data"], config["model"]
     resize, size = input_size(data, short_side)
     if "mean" in data:  # a bundle being evaluated keeps what it was trained with

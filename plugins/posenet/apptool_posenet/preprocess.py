@@ -16,12 +16,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+from apptool.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 
 def pixel_stats(data: dict) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std (0..255) the encoder's weights expect, as ``data`` records them; ImageNet's if it does not."""
-    mean, std = data.get("mean", IMAGENET[0]), data.get("std", IMAGENET[1])
+    mean, std = data.get("mean", IMAGENET_MEAN), data.get("std", IMAGENET_STD)
     return np.asarray(mean, np.float32) * 255, np.asarray(std, np.float32) * 255
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import skimage.data
 
 from apptool_posenet.geometry import intrinsics
 
@@ -79,8 +80,6 @@ def pyramid(texture: np.ndarray, levels: int = 6) -> list[np.ndarray]:
 # -- textures ----------------------------------------------------------------
 def _photo(name: str) -> np.ndarray:
     """A photograph shipped with scikit-image, as RGB uint8."""
-    import skimage.data
-
     image = np.asarray(getattr(skimage.data, name)())
     if image.dtype == np.bool_:
         image = image.astype(np.uint8) * 255

@@ -15,8 +15,10 @@ import numpy as np
 
 from apptool.errors import ConfigError, DataError, InputError
 from apptool.images import read_image, to_rgb
-from apptool.task import Graph, Splits, Task
+from apptool.task import Graph, Splits, Task, run_in_batches
 from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file
+from apptool_posenet.data import input_size, load_splits, rendered_short_side
+from apptool_posenet.generator import render_sequence
 from apptool_posenet.geometry import canonical
 from apptool_posenet.mapview import draw_map, heading, to_map
 from apptool_posenet.metrics import nearest_neighbours, pose_metrics
@@ -29,30 +31,28 @@ PREDICTED = (220, 40, 40)
 TRUE = (30, 150, 60)
 
 
-def _batch(images: list[np.ndarray], config: dict[str, Any]) -> np.ndarray:
-    data = config["data"]
-    stats = pixel_stats(data)
-    return np.stack([prepare(im, int(data["resize"]), int(data["crop"]), stats=stats) for im in images])
-
-
 def infer(runner, images: list[np.ndarray], config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Poses (N, 7) in world units and pooled encoder features (N, C) for RGB images, in batches."""
-    stats = config["pose_stats"]
-    poses, feats = [], []
-    for start in range(0, len(images), BATCH):
-        out = runner.run("model", {"image": _batch(images[start : start + BATCH], config)})
-        xyz = out["xyz"].astype(np.float64) * float(stats["scale"]) + np.asarray(stats["mean"])
-        poses.append(np.concatenate([xyz, canonical(out["quat"])], axis=1))
-        feats.append(out["feat"].astype(np.float32))
-    return np.concatenate(poses), np.concatenate(feats)
+    data, stats = config["data"], config["pose_stats"]
+    pixels = pixel_stats(data)
+
+    def feeds(batch: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        return {"image": np.stack([prepare(im, int(data["resize"]), int(data["crop"]), stats=pixels) for im in batch])}
+
+    out = run_in_batches(runner, "model", images, feeds, BATCH)
+    xyz = out["xyz"].astype(np.float64) * float(stats["scale"]) + np.asarray(stats["mean"])
+    return np.concatenate([xyz, canonical(out["quat"])], axis=1), out["feat"].astype(np.float32)
+
+
+def trained_folder(config: dict[str, Any]) -> Path | None:
+    """The Cambridge folder a bundle was trained on (None: the built-in landmark)."""
+    if config.get("scene", {}).get("source") != "cambridge" or not config.get("data_dir"):
+        return None
+    return Path(config["data_dir"])
 
 
 class PoseNetTask(Task):
-    """PoseNet on the built-in landmark or a Cambridge Landmarks folder.
-
-    ``render`` draws on the map of the bundle that ``predict`` last ran with
-    (the render hook gets no config), which is how ``apptool predict`` calls them.
-    """
+    """PoseNet on the built-in landmark or a Cambridge Landmarks folder."""
 
     name = "posenet"
     title = "PoseNet relocalization"
@@ -145,7 +145,6 @@ class PoseNetTask(Task):
 
     # -- torch side --------------------------------------------------------
     def build_model(self, config: dict[str, Any]):
-        from apptool_posenet.data import input_size, rendered_short_side
         from apptool_posenet.model import PoseNet
 
         m, data = config["model"], config["data"]
@@ -163,10 +162,8 @@ class PoseNetTask(Task):
         return model
 
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
-        from apptool_posenet.data import load_splits
-
-        if data_dir is None and config.get("scene", {}).get("source") == "cambridge":  # a bundle trained on --data
-            recorded = Path(str(config.get("data_source")))
+        recorded = trained_folder(config)
+        if data_dir is None and recorded is not None:  # a bundle trained on --data
             if not recorded.is_dir():
                 raise DataError(
                     f"this model was trained on the Cambridge Landmarks folder {recorded}, which is not "
@@ -243,10 +240,8 @@ class PoseNetTask(Task):
 
     def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[np.ndarray]:
         """Test images of the Cambridge folder a bundle was trained on, else frames of a fresh built-in walk."""
-        from apptool_posenet.generator import render_sequence
-
-        recorded = Path(str(config.get("data_source")))
-        if config.get("scene", {}).get("source") == "cambridge" and (recorded / SPLIT_FILES["test"]).is_file():
+        recorded = trained_folder(config)
+        if recorded is not None and (recorded / SPLIT_FILES["test"]).is_file():
             paths = read_pose_file(recorded, SPLIT_FILES["test"]).paths
             picks = np.random.default_rng(seed).choice(len(paths), size=n, replace=n > len(paths))
             return [read_image(paths[i]) for i in picks]
