@@ -64,3 +64,21 @@ def test_deployment_path_and_every_installed_task_import_without_torch(scaffold_
     done = subprocess.run([sys.executable, "-c", NO_TORCH_IMPORTS], env=scaffold_env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "digits_demo" in done.stdout.split()
+
+
+def test_a_runner_uses_the_threads_it_is_given_and_every_graph_optimisation(scaffold_bundle):
+    ort = runtime._ort()
+    options = runtime.OnnxRunner(scaffold_bundle, "digits_demo", ["model"], threads=1).sessions["model"].get_session_options()
+    assert options.intra_op_num_threads == 1 and options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+
+
+def test_bench_gives_both_runtimes_torchs_threads_and_splits_graph_from_numpy_time(scaffold_bundle):
+    import torch
+
+    from apptool.benchmark import bench_bundle
+
+    report = bench_bundle(scaffold_bundle, batch=3, repeats=2)
+    assert report["torch_threads"] == report["onnxruntime_threads"] == torch.get_num_threads()
+    assert set(report["speedup"]) == set(report["cpu_speedup"]) == {"1", "3"}
+    for row in report["rows"]:
+        assert 0 < row["graphs_ms"] <= row["median_ms"] and row["numpy_ms"] >= 0 and row["cpu_ms"] > 0
