@@ -21,6 +21,7 @@ Run from the repository root (needs ``pip install 'apptool-gesture[benchmark]'``
     python benchmarks/ucr.py                                 # every set, default preset
     python benchmarks/ucr.py --datasets GunPoint,BasicMotions --threads 2
     python benchmarks/ucr.py --jobs 2                        # two sets training at once, one thread each
+    python benchmarks/ucr.py --report                        # the table of the bundles a run left in --out
     python benchmarks/ucr.py --set data.series_norm=false    # a config override, for every set
 
 Baselines are cached in ``--out``/baselines.json (they depend only on the data).
@@ -120,9 +121,19 @@ def train_gesture(folder: Path, out: Path, preset: str, overrides: list[str], th
     if process.returncode:
         raise SystemExit(f"{folder.name}: apptool train failed ({process.returncode}), see {log}:\n{text[-2000:]}")
     print(f"{folder.name}: " + next((line for line in text.splitlines() if line.startswith("gesture: budget")), ""))
-    metrics = json.loads((bundle / "metrics.json").read_text())
     cpu = usage.ru_utime + usage.ru_stime  # train, export and eval: load-independent
-    return {**metrics, "config": json.loads((bundle / "config.json").read_text()), "cpu_seconds": cpu}
+    (out / "logs" / f"{folder.name}.cpu_seconds").write_text(f"{cpu:.1f}\n")
+    return bundle_metrics(out, folder.name)
+
+
+def bundle_metrics(out: Path, name: str) -> dict | None:
+    """A trained set's metrics, bundle config and CPU seconds (None when its bundle is not finished)."""
+    bundle, cpu = out / "bundles" / name, out / "logs" / f"{name}.cpu_seconds"
+    if not (bundle / "metrics.json").is_file():
+        return None
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    seconds = float(cpu.read_text()) if cpu.is_file() else None
+    return {**metrics, "config": json.loads((bundle / "config.json").read_text()), "cpu_seconds": seconds}
 
 
 def main() -> None:
@@ -131,6 +142,7 @@ def main() -> None:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--set", action="append", default=[], dest="overrides", help="config override KEY=VALUE")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for training and MiniRocket")
+    parser.add_argument("--report", action="store_true", help="train nothing: the table of the bundles already in --out")
     parser.add_argument("--jobs", type=int, default=1, help="sets trained at once, each in its own process")
     parser.add_argument("--out", type=Path, default=Path("runs/ucr"))
     args = parser.parse_args()
@@ -160,18 +172,25 @@ def main() -> None:
         "MiniRocket",
     ):
         table.add_column(column, justify="left" if column == "set" else "right")
-    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # the training is in child processes; baselines run meanwhile
-        trained = pool.map(lambda n: train_gesture(found[n], args.out, args.preset, args.overrides, args.threads), chosen)
-        for name in sorted(chosen, key=lambda n: (found[n] / f"{n}_TRAIN.ts").stat().st_size):  # cheap ones first
-            cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}  # another run may have added some
-            if name not in cache:
-                cache[name] = baselines(found[name], args.threads)
-                cache_path.write_text(json.dumps(cache, indent=1))
-    cache = json.loads(cache_path.read_text())
+    if args.report:
+        trained = [bundle_metrics(args.out, n) for n in chosen]
+    else:
+        with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # the training is in child processes; baselines run meanwhile
+            trained = pool.map(lambda n: train_gesture(found[n], args.out, args.preset, args.overrides, args.threads), chosen)
+            for name in sorted(chosen, key=lambda n: (found[n] / f"{n}_TRAIN.ts").stat().st_size):  # cheap ones first
+                cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}  # another run may have added some
+                if name not in cache:
+                    cache[name] = baselines(found[name], args.threads)
+                    cache_path.write_text(json.dumps(cache, indent=1))
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     rows = []
     for name, metrics in zip(chosen, trained):
+        if metrics is None or name not in cache:
+            console.print(f"{name}: no finished bundle or no baselines in {args.out}")
+            continue
         test, training, dataset = metrics["test"], metrics["training"], metrics["config"]["dataset"]
         rows.append((test["accuracy"], cache[name]["dtw_1nn"], cache[name]["minirocket"]))
+        cpu = metrics.get("cpu_seconds")
         table.add_row(
             name,
             str(dataset["train_size"]),
@@ -181,7 +200,7 @@ def main() -> None:
             cache[name]["length"],
             str(training.get("epochs", training["epochs_run"])),
             f"{training['seconds']:.0f}",
-            f"{metrics['cpu_seconds']:.0f}",
+            "–" if cpu is None else f"{cpu:.0f}",
             f"{test['accuracy']:.3f}" + (" *" if test["accuracy"] < cache[name]["dtw_1nn"] else ""),
             f"{cache[name]['dtw_1nn']:.3f}",
             f"{cache[name]['minirocket']:.3f}",
@@ -189,6 +208,8 @@ def main() -> None:
         console.print(
             f"{name}: model {test['accuracy']:.3f}, DTW-1NN {cache[name]['dtw_1nn']:.3f}, MiniRocket {cache[name]['minirocket']:.3f}"
         )
+    if not rows:
+        raise SystemExit(f"no finished set in {args.out}")
     model, dtw, rocket = np.mean(rows, 0)
     table.add_section()
     table.add_row("mean", *[""] * 8, f"{model:.3f}", f"{dtw:.3f}", f"{rocket:.3f}")
