@@ -168,6 +168,7 @@ def main() -> None:
         "train s",
         "CPU s",
         "model",
+        "1-NN Eucl.",
         "DTW-1NN",
         "MiniRocket",
     ):
@@ -189,7 +190,7 @@ def main() -> None:
             console.print(f"{name}: no finished bundle or no baselines in {args.out}")
             continue
         test, training, dataset = metrics["test"], metrics["training"], metrics["config"]["dataset"]
-        rows.append((test["accuracy"], cache[name]["dtw_1nn"], cache[name]["minirocket"]))
+        rows.append((test["accuracy"], test["baseline_1nn_euclidean"], cache[name]["dtw_1nn"], cache[name]["minirocket"]))
         cpu = metrics.get("cpu_seconds")
         table.add_row(
             name,
@@ -202,6 +203,7 @@ def main() -> None:
             f"{training['seconds']:.0f}",
             "–" if cpu is None else f"{cpu:.0f}",
             f"{test['accuracy']:.3f}" + (" *" if test["accuracy"] < cache[name]["dtw_1nn"] else ""),
+            f"{test['baseline_1nn_euclidean']:.3f}",  # the bundle's own, on the model's inputs
             f"{cache[name]['dtw_1nn']:.3f}",
             f"{cache[name]['minirocket']:.3f}",
         )
@@ -210,11 +212,11 @@ def main() -> None:
         )
     if not rows:
         raise SystemExit(f"no finished set in {args.out}")
-    model, dtw, rocket = np.mean(rows, 0)
+    model, euclidean, dtw, rocket = np.mean(rows, 0)
     table.add_section()
-    table.add_row("mean", *[""] * 8, f"{model:.3f}", f"{dtw:.3f}", f"{rocket:.3f}")
+    table.add_row("mean", *[""] * 8, f"{model:.3f}", f"{euclidean:.3f}", f"{dtw:.3f}", f"{rocket:.3f}")
     console.print(table)
-    wins = sum(m >= d for m, d, _ in rows)
+    wins = sum(m >= d for m, _, d, _ in rows)
     console.print(
         f"model >= DTW-1NN on {wins}/{len(rows)} sets (* marks the others); mean gap to MiniRocket {model - rocket:+.3f}"
     )
