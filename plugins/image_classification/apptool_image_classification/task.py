@@ -18,16 +18,16 @@ import numpy as np
 from apptool.datasets import read_image_folder
 from apptool.errors import ConfigError
 from apptool.imagenet import normalization
-from apptool.task import Graph, Runner, Splits, Task
+from apptool.plots import write_confusion_png
+from apptool.task import Graph, Runner, Splits, Task, run_in_batches
 from apptool_image_classification import data, metrics
 from apptool_image_classification.data import CLASSES
-from apptool_image_classification.plots import plot_confusion
 from apptool_image_classification.preprocess import normalize, prepare, softmax, square_view
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from apptool.demo import DemoContext
+    from apptool.demo_context import DemoContext
 
 EVAL_BATCH = 32
 TOP_K = 5
@@ -151,13 +151,15 @@ class ImageClassificationTask(Task):
     def _probabilities(
         self, runner: Runner, images: Sequence[np.ndarray], config: dict[str, Any], names: Sequence[str]
     ) -> np.ndarray:
-        batches = []
-        for start in range(0, len(images), EVAL_BATCH):
-            batch = np.stack(
-                [prepare(image, config["input"], names[start + i]) for i, image in enumerate(images[start : start + EVAL_BATCH])]
-            )
-            batches.append(softmax(runner.run("model", {"image": batch})["logits"]))
-        return np.concatenate(batches)
+        spec = config["input"]
+        logits = run_in_batches(
+            runner,
+            "model",
+            list(zip(images, names)),
+            lambda part: {"image": np.stack([prepare(image, spec, name) for image, name in part])},
+            EVAL_BATCH,
+        )["logits"]
+        return softmax(logits)
 
     def predict(self, runner: Runner, items: Sequence[Any], config: dict[str, Any]) -> list[dict[str, Any]]:
         if not len(items):
@@ -183,7 +185,9 @@ class ImageClassificationTask(Task):
         reference = getattr(dataset, "reference", None)
         result.update(metrics.hog_baseline(reference, images, truth, lookup))
         if out_dir is not None:
-            plot_confusion(truth, probabilities.argmax(1), labels, Path(out_dir) / "confusion_matrix.png", result)
+            counts = np.bincount(truth * len(labels) + probabilities.argmax(1), minlength=len(labels) ** 2)
+            title = f"accuracy {result['accuracy']:.3f} · macro-F1 {result['macro_f1']:.3f} · top-5 {result['top5']:.3f}"
+            write_confusion_png(counts.reshape(len(labels), len(labels)), labels, Path(out_dir) / "confusion_matrix.png", title)
         return result
 
     def sample_inputs(self, config: dict[str, Any], n: int, seed: int = 0) -> list[Any]:

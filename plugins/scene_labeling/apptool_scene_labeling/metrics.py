@@ -11,7 +11,6 @@ out of the mean IoU (its IoU is undefined, reported as None).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -43,37 +42,3 @@ def scores(matrix: np.ndarray, classes: Sequence[str]) -> dict:
         "per_class_iou": {name: (None if np.isnan(v) else round(float(v), 5)) for name, v in zip(classes, iou)},
         "per_class_acc": {name: (None if np.isnan(v) else round(float(v), 5)) for name, v in zip(classes, acc)},
     }
-
-
-def write_confusion_png(matrix: np.ndarray, classes: Sequence[str], path: Path, title: str = "") -> Path:
-    """A row-normalised confusion matrix (share of each true class), with the counts' shares printed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(matrix, np.float64)
-    shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.65 * n), dpi=100)
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    for i in range(n):
-        for j in range(n):
-            ax.text(
-                j,
-                i,
-                f"{shares[i, j]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if shares[i, j] > 0.5 else "black",
-            )
-    ax.set_xticks(range(n), classes, rotation=45, ha="right")
-    ax.set_yticks(range(n), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title or "confusion matrix (rows sum to 1)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)

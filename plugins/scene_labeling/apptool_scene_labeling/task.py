@@ -18,6 +18,7 @@ import numpy as np
 from apptool.errors import ConfigError, DataError
 from apptool.imagenet import fill_normalization
 from apptool.images import to_rgb
+from apptool.plots import write_confusion_png
 from apptool.task import Graph, Splits, Task
 from apptool_scene_labeling.data import (
     LEGACY_MEAN,
@@ -28,7 +29,7 @@ from apptool_scene_labeling.data import (
     palette,
     read_data_dir,
 )
-from apptool_scene_labeling.metrics import confusion, scores, write_confusion_png
+from apptool_scene_labeling.metrics import confusion, scores
 from apptool_scene_labeling.overlay import draw_overlay
 from apptool_scene_labeling.scenes import CLASSES, generate_scene
 
