@@ -56,7 +56,7 @@ def bench_bundle(bundle_dir: Path, batch: int = 16, repeats: int = 20) -> dict[s
     import torch
 
     from apptool.bundle import load_model
-    from apptool.export import TorchRunner
+    from apptool.onnx_export import TorchRunner
     from apptool.runtime import OnnxRunner
 
     threads = torch.get_num_threads()

@@ -217,7 +217,7 @@ def export(
     out: Path | None = typer.Option(None, "--out", help="Output folder (default: the bundle itself for onnx)."),
 ) -> None:
     """(Re)export BUNDLE, with the torch/ONNX Runtime parity check."""
-    from apptool.exporters import run_exporter
+    from apptool.export_formats import run_exporter
 
     path = run_exporter(format, bundle, out)
     console.print(f"[green]{format} export written:[/] {path}")

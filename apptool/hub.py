@@ -26,7 +26,7 @@ from typing import Any
 
 from apptool.background import BackgroundTrainer, progress_markdown
 from apptool.bundle import read_metrics
-from apptool.demo import DemoContext, readable_inputs
+from apptool.demo_context import DemoContext, readable_inputs
 from apptool.errors import AppToolError
 from apptool.limits import MAX_FILE_MB, RequestLimits
 from apptool.plugins import get_plugins

@@ -34,7 +34,7 @@ from apptool.task import Task
 GROUP = "apptool"
 #: Modules of the core that are plugins themselves (datasette's DEFAULT_PLUGINS): registered before any entry
 #: point, whatever APPTOOL_PLUGINS says, and not listed among the installed plugins.
-BUILTIN_PLUGINS = ("apptool.exporters",)
+BUILTIN_PLUGINS = ("apptool.export_formats",)
 HOOKS = tuple(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("apptool_"))
 #: Hooks whose every answer must be a dict (their spec says so); any other answer is recorded as the plugin's error.
 DICT_HOOKS = frozenset(h for h in HOOKS if str(inspect.signature(getattr(hookspecs, h)).return_annotation).startswith("dict"))

@@ -25,7 +25,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from apptool.demo import DemoContext
+    from apptool.demo_context import DemoContext
 
 
 class Runner(Protocol):

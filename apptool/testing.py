@@ -150,7 +150,7 @@ class TaskConformance:
 
     def test_export_parity_within_tolerance(self, task, bundle, tmp_path):
         from apptool.bundle import load_model, read_metrics
-        from apptool.export import export_onnx
+        from apptool.onnx_export import export_onnx
 
         recorded = read_metrics(bundle)["export"]["parity_max_abs_diff"]
         model, config, _ = load_model(bundle)
@@ -209,7 +209,7 @@ class TaskConformance:
         import gradio as gr
         from gradio_client import Client, handle_file
 
-        from apptool.demo import DemoContext
+        from apptool.demo_context import DemoContext
         from apptool.runtime import Predictor
 
         ctx = DemoContext(Predictor(bundle, task=task), work_dir=tmp_path)

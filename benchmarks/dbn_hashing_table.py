@@ -31,7 +31,7 @@ import numpy as np
 def bit_agreement(bundle: Path, task, images: np.ndarray) -> dict[str, float]:
     """Share of code bits on which ONNX Runtime and torch agree, and the smallest |code logit| seen."""
     from apptool.bundle import load_model
-    from apptool.export import TorchRunner
+    from apptool.onnx_export import TorchRunner
     from apptool.runtime import Predictor
 
     model, config, _ = load_model(bundle, task)

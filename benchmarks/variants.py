@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from apptool.bundle import read_config
-from apptool.exporters import run_exporter
+from apptool.export_formats import run_exporter
 from apptool.plugins import get_plugins
 from apptool.quantize import VARIANTS, variant_dir
 from apptool.runtime import OnnxRunner

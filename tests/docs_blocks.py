@@ -32,6 +32,8 @@ ALWAYS_PUBLIC = (
     "apptool.bundle.METRICS",
     "apptool.bundle.WEIGHTS",
     "apptool.datasets.read_text",
+    "apptool.imagenet.IMAGENET_MEAN",
+    "apptool.imagenet.IMAGENET_STD",
     "apptool.plots.write_confusion_png",
     "apptool.task.run_in_batches",
 )

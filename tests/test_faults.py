@@ -156,8 +156,8 @@ def test_resume_refuses_a_checkpoint_of_another_task_or_model(scaffold_task, mon
 
 KILL_DURING_PARITY = """
 import os, signal, sys
-import apptool.export
-apptool.export.parity = lambda graph, path: os.kill(os.getpid(), signal.SIGKILL)
+import apptool.onnx_export
+apptool.onnx_export.parity = lambda graph, path: os.kill(os.getpid(), signal.SIGKILL)
 from apptool.cli import main
 sys.argv = ["apptool", *sys.argv[1:]]
 main()

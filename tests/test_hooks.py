@@ -196,7 +196,7 @@ def plugins_with(monkeypatch, tmp_path, scaffold_task):
 
 
 def test_an_exporter_failing_at_export_time_is_one_line_naming_the_plugin(plugins_with, scaffold_bundle, tmp_path):
-    from apptool.exporters import run_exporter
+    from apptool.export_formats import run_exporter
     from apptool.plugins import PluginError
 
     plugins_with(raising_at_use=RAISING_AT_USE)

@@ -98,7 +98,7 @@ def test_a_full_queue_answers_busy_instead_of_growing(tmp_path):
     import gradio as gr
     from gradio_client import Client
 
-    from apptool.demo import CONCURRENCY_ID
+    from apptool.demo_context import CONCURRENCY_ID
     from apptool.hub import configure_queue
 
     with gr.Blocks() as blocks:
@@ -182,7 +182,7 @@ def test_a_failed_training_is_reported_in_its_tab(scaffold_task, tmp_path):
 def test_guard_shows_user_errors_as_one_line_without_server_paths(scaffold_bundle):
     import gradio as gr
 
-    from apptool.demo import DemoContext
+    from apptool.demo_context import DemoContext
     from apptool.errors import InputError
     from apptool.runtime import Predictor
 
@@ -294,7 +294,7 @@ def test_json_text_is_capped_by_size_and_by_count_and_the_gesture_stroke_uses_th
 
 
 def test_outputs_are_pruned_and_files_that_were_there_before_stay(scaffold_bundle, tmp_path):
-    from apptool.demo import KEPT_OUTPUTS, DemoContext
+    from apptool.demo_context import KEPT_OUTPUTS, DemoContext
     from apptool.runtime import Predictor
 
     ctx = DemoContext(Predictor(scaffold_bundle), work_dir=tmp_path)

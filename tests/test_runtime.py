@@ -17,7 +17,7 @@ NO_TORCH_IMPORTS = """
 import sys
 from importlib.metadata import entry_points
 sys.modules["torch"] = None
-import apptool.runtime, apptool.predicting, apptool.images, apptool.demo, apptool.hub
+import apptool.runtime, apptool.predicting, apptool.images, apptool.demo_context, apptool.hub
 for ep in entry_points(group="apptool"):
     plugin = ep.load()
     for task in plugin.apptool_tasks():

@@ -164,7 +164,7 @@ def two_graph_bundle(tmp_path) -> Path:
 
 
 def test_multi_graph_bundle_gets_one_model_per_graph_and_a_chaining_readme(two_graph_bundle, tmp_path):
-    from apptool.exporters import run_exporter
+    from apptool.export_formats import run_exporter
 
     repo = run_exporter("triton", two_graph_bundle, tmp_path / "repo")
     configs = check_repository(repo)
@@ -202,7 +202,7 @@ def test_export_refuses_a_bundle_without_its_graph(scaffold_bundle, tmp_path):
     import shutil
 
     from apptool.errors import ExportError
-    from apptool.exporters import run_exporter
+    from apptool.export_formats import run_exporter
 
     broken = tmp_path / "broken"
     shutil.copytree(scaffold_bundle, broken, ignore=shutil.ignore_patterns("*.onnx", "variants", "triton"))

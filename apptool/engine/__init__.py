@@ -32,7 +32,7 @@ def train(
     from apptool.datasets import load_splits
     from apptool.engine import distributed
     from apptool.engine.trainer import Trainer, seed_everything
-    from apptool.publish import finish_bundle
+    from apptool.finish import finish_bundle
 
     check_config(task, config)
     out_dir = Path(out_dir)

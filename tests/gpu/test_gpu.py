@@ -119,8 +119,8 @@ def _max_diff(expected: dict, got: dict, scaled: bool) -> float:
 def test_onnx_runtime_on_the_gpu_matches_torch(name, gpu_bundles, gpu_summary):
     """fp32 graphs on CUDA within 1e-4 of torch; the fp16 variant, and TensorRT (TF32 by default), within 1e-3 of torch's scale."""
     from apptool.bundle import load_model
-    from apptool.export import TorchRunner
-    from apptool.exporters import run_exporter
+    from apptool.export_formats import run_exporter
+    from apptool.onnx_export import TorchRunner
     from apptool.runtime import open_session
 
     bundle = bundle_of(gpu_bundles, name)

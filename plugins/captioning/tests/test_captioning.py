@@ -297,7 +297,7 @@ def test_train_and_eval_on_a_coco_folder(coco_bundle):
 
 def test_torch_and_onnx_runtime_write_the_same_captions(coco_bundle, task):
     from apptool.bundle import load_model
-    from apptool.export import TorchRunner
+    from apptool.onnx_export import TorchRunner
     from apptool.runtime import OnnxRunner
 
     bundle, data = coco_bundle
@@ -340,7 +340,7 @@ def test_imagenet_encoder_stores_its_normalisation_and_the_onnx_encoder_reads_it
     import torch
     from apptool_captioning.data import preprocess, resize
 
-    from apptool.export import export_onnx
+    from apptool.onnx_export import export_onnx
     from apptool.runtime import OnnxRunner
 
     config = task.config("tiny", {"model": {"backbone": "efficientnet_lite0", "pretrained": "imagenet"}})

@@ -357,7 +357,7 @@ def test_bundle_bits_agree_between_torch_and_onnx(tiny_bundle):
     import torch
 
     from apptool.bundle import load_model
-    from apptool.export import TorchRunner
+    from apptool.onnx_export import TorchRunner
     from apptool.runtime import Predictor
 
     bundle, task = tiny_bundle
@@ -379,7 +379,7 @@ def test_demo_tab_builds(tiny_bundle, tmp_path):
     import gradio as gr
     from apptool_dbn_hashing.demo import first_layer_view
 
-    from apptool.demo import DemoContext
+    from apptool.demo_context import DemoContext
     from apptool.runtime import Predictor
 
     bundle, task = tiny_bundle
@@ -422,7 +422,7 @@ def test_imagenet_features_store_their_normalisation_and_the_onnx_graph_applies_
     import torch
     from apptool_dbn_hashing.model import build
 
-    from apptool.export import export_onnx
+    from apptool.onnx_export import export_onnx
     from apptool.plugins import get_plugins
     from apptool.runtime import OnnxRunner
 

@@ -449,7 +449,7 @@ def test_eval_json_on_ts_data_reports_metrics_and_streaming_agreement(ts_bundle,
 
 def test_torch_and_onnx_predict_apply_the_same_preprocessing(ts_bundle):
     from apptool.bundle import load_state, read_config
-    from apptool.export import TorchRunner
+    from apptool.onnx_export import TorchRunner
     from apptool.runtime import OnnxRunner
 
     bundle, data = ts_bundle
@@ -501,7 +501,7 @@ def test_demo_analysis_of_a_drawing_gives_probabilities_and_streaming_curves():
     from apptool_gesture.demo import analyse
     from apptool_gesture.stroke import stroke_to_sequence
 
-    from apptool.export import TorchRunner
+    from apptool.onnx_export import TorchRunner
 
     task = GestureTask()
     config = task.config("tiny")

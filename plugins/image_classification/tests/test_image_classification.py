@@ -58,7 +58,7 @@ def test_imagenet_preset_refuses_data_and_other_weights(task, tmp_path):
 
 def accuracy_after_fine_tuning(task, folder: Path, pretrained, out: Path) -> float:
     from apptool.engine.trainer import Trainer
-    from apptool.export import TorchRunner
+    from apptool.onnx_export import TorchRunner
 
     overrides = {
         "model": {"pretrained": pretrained},

@@ -285,7 +285,7 @@ def test_imagenet_encoder_stores_its_normalisation_and_the_onnx_graph_applies_it
     """``--backbone efficientnet_lite0 --pretrained imagenet``: mean/std 0.5 in the config, inside the exported graph."""
     import torch
 
-    from apptool.export import export_onnx
+    from apptool.onnx_export import export_onnx
     from apptool.runtime import OnnxRunner
 
     task = SceneLabelingTask()

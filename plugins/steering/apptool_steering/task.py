@@ -27,7 +27,7 @@ from apptool_steering.vehicle import MAX_STEER_DEG
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from apptool.demo import DemoContext
+    from apptool.demo_context import DemoContext
 
 EVAL_BATCH = 64
 

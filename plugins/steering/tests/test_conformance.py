@@ -16,7 +16,7 @@ class TestConformance(TaskConformance):
     def test_demo_drive_writes_a_video_and_the_autonomy(self, task, bundle, tmp_path):
         from apptool_steering.demo import drive_video
 
-        from apptool.demo import DemoContext
+        from apptool.demo_context import DemoContext
         from apptool.errors import InputError
         from apptool.runtime import Predictor
 

@@ -253,7 +253,7 @@ def test_imagenet_backbone_stores_its_normalisation_and_onnx_predict_uses_it(tmp
     """``--backbone efficientnet_lite0 --pretrained imagenet``: inputs standardised by 127.5 (mean/std 0.5), parity on ONNX."""
     import torch
 
-    from apptool.export import export_onnx
+    from apptool.onnx_export import export_onnx
     from apptool.runtime import OnnxRunner
 
     cfg = TASK.config("tiny", {"model": {"backbone": "efficientnet_lite0", "pretrained": "imagenet", "input_size": [64, 96]}})

@@ -15,7 +15,7 @@ from typing import Any
 from apptool import __version__
 from apptool.bundle import BUNDLE_FORMAT, CARD, CONFIG, atomic_write_bytes, atomic_write_json, plugin_version, update_metrics
 from apptool.engine.checkpoint import CHECKPOINT
-from apptool.export import export_onnx
+from apptool.onnx_export import export_onnx
 from apptool.runtime import OnnxRunner
 from apptool.task import Task
 

@@ -27,7 +27,7 @@ def export_onnx_bundle(bundle_dir: Path, out_dir: Path | None) -> Path:
     import shutil
 
     from apptool.bundle import CARD, CONFIG, METRICS, WEIGHTS, atomic_write_json, begin_bundle, load_model, update_metrics
-    from apptool.export import export_onnx
+    from apptool.onnx_export import export_onnx
 
     model, config, task = load_model(bundle_dir)
     target = Path(out_dir) if out_dir else Path(bundle_dir)

@@ -1,4 +1,4 @@
-"""The Gradio hub: one tab per installed task, each built by the task's own ``demo``.
+"""What a task's demo gets from the hub (``apptool.hub``): the :class:`DemoContext` its tab is built with.
 
 Model calls run on ONNX Runtime through a :class:`~apptool.runtime.Predictor`
 and share one queue concurrency id, so the hub never runs two model calls at
