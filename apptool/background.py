@@ -1,10 +1,13 @@
-"""Training the hub's missing default models in the background, one at a time, while the hub already serves.
+"""Training the hub's missing default models: seconds-long ones first, then the preset's in the background.
 
 Tabs become usable fast: every missing task first gets its seconds-long
-``tiny`` model, then, task by task in tab order, the requested preset's model
-trains in a staging folder and replaces the tiny one when it is complete (the
-hub reloads it; the header says which preset each tab runs).  Each model trains in its own ``python -m apptool train`` subprocess, niced so the
-page stays responsive, writing its bundle where the hub looks for it.  The hub
+``tiny`` model (``train_first``, a few at a time, before the hub is built, so
+every tab is built once with its endpoints), then, task by task in tab order,
+the requested preset's model trains in a staging folder while the hub serves,
+and replaces the tiny one when it is complete (the hub swaps the predictor;
+the header says which preset each tab runs).  Each model trains in its own
+``python -m apptool train`` subprocess, niced so the page stays responsive,
+writing its bundle where the hub looks for it.  The hub
 reads the progress from the bundle's ``metrics.csv`` (the trainer rewrites it
 after every epoch) and treats the bundle as ready once the process has exited
 and ``config.json`` (written last) exists.
@@ -20,7 +23,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +100,7 @@ class BackgroundTrainer:
             if staged:
                 self.upgrades[name] = self._job(name, final, self.bundles / STAGING_DIR / name, replaces=self.bundles / name)
         self._stop = threading.Event()
-        self._process: subprocess.Popen | None = None
+        self._processes: set[subprocess.Popen] = set()
         self._thread: threading.Thread | None = None
 
     def _job(self, name: str, preset: str, target: Path, replaces: Path | None = None) -> Job:
@@ -140,17 +144,34 @@ class BackgroundTrainer:
     def idle(self) -> bool:
         return not any(job.state in (QUEUED, TRAINING) for job in [*self.jobs.values(), *self.upgrades.values()])
 
+    def train_first(self, workers: int = 2) -> Iterator[Job]:
+        """Train every task's first model now, ``workers`` at a time (each run is mostly imports, export and
+        evaluation, one core each); yield each job as it ends.  The background thread then trains the upgrades."""
+        queued = [job for job in self.jobs.values() if job.state == QUEUED]
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            running = [pool.submit(self._train, job) for job in queued]
+            try:
+                for done in as_completed(running):
+                    yield queued[running.index(done)]
+            finally:
+                for future in running:
+                    future.cancel()
+                self._stop_processes()
+
     def stop(self) -> None:
         self._stop.set()
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        self._stop_processes()
         if self._thread is not None:
             self._thread.join(timeout=15)
+
+    def _stop_processes(self) -> None:
+        for process in list(self._processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
     def _lower_priority(self) -> None:
         if self.niceness:
@@ -160,6 +181,8 @@ class BackgroundTrainer:
         for job in [*self.jobs.values(), *self.upgrades.values()]:
             if self._stop.is_set():
                 break
+            if job.state != QUEUED:  # trained by train_first
+                continue
             if job.replaces is not None and self.jobs.get(job.task, job).state == FAILED:
                 job.state, job.error = FAILED, "its first model failed to train"
                 continue
@@ -169,20 +192,22 @@ class BackgroundTrainer:
         job.log.parent.mkdir(parents=True, exist_ok=True)
         job.state, job.started = TRAINING, time.time()
         env = {**(self.env if self.env is not None else os.environ), "PYTHONUNBUFFERED": "1"}
+        process = None
         try:
             with open(job.log, "wb") as log:
-                self._process = subprocess.Popen(
+                process = subprocess.Popen(
                     job.command(self.python),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,
                     preexec_fn=self._lower_priority if os.name == "posix" else None,
                 )
-                job.returncode = self._process.wait()
+                self._processes.add(process)
+                job.returncode = process.wait()
         except OSError as exc:
             job.returncode, job.error = -1, str(exc)
         finally:
-            self._process = None
+            self._processes.discard(process)
         job.finished = time.time()
         complete = job.returncode == 0 and (job.target / CONFIG).exists()
         if complete and job.replaces is not None:

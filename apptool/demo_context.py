@@ -28,9 +28,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoContext:
-    """What a task's ``demo`` gets: its predictor, a place for output files, and the error guard."""
+    """What a task's ``demo`` gets: its predictor, a place for output files, and the error guard.
+
+    The hub may put a better model in ``predictor`` while the tab is served (a tiny model replaced by
+    the preset's), so handlers read ``predictor`` and ``config`` when called, not when the demo is built.
+    """
 
     predictor: Any  # apptool.runtime.Predictor
+    refresh: Callable[[], Any] | None = None  # called before each handler: the hub swaps in a newer model here
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="apptool-demo-")))
     concurrency_id: str = CONCURRENCY_ID
     kept_outputs: int = KEPT_OUTPUTS
@@ -70,6 +75,8 @@ class DemoContext:
         def guarded(*args, **kwargs):
             before = self._files()
             try:
+                if self.refresh is not None:
+                    self.refresh()
                 return fn(*args, **kwargs)
             except AppToolError as exc:  # uploads live in gradio's cache: name them as the user did
                 raise gr.Error(_without_paths(str(exc))) from None

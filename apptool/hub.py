@@ -1,10 +1,11 @@
 """The demo hub: a Gradio Blocks app with one tab per installed task, over ONNX Runtime.
 
-It comes up at once.  A task whose bundle is missing gets a tab that shows its
-background training (polled with ``gr.Timer``) and turns into the task's own
-demo through ``gr.render`` once the bundle is ready, without a page reload; when
-the background trainer later replaces a tiny model by the preset's, the tab
-re-renders on the new bundle the same way.
+Every tab with a usable bundle at start is built once, so its endpoints are in
+the API gradio_client sees; when the background trainer replaces a tiny model
+by the preset's, the tab's context gets the new predictor in place and the tab
+shows the training until then (polled with ``gr.Timer``).  A task with no usable
+bundle at start gets a tab that shows why and turns into the task's own demo
+through ``gr.render`` once a bundle appears, without a page reload.
 Model calls share one queue concurrency id; the queue is bounded (a full queue
 answers "busy", it does not pile up requests in memory), request bodies, files
 per upload and uploads are capped (:mod:`apptool.limits`), outputs and gradio's
@@ -21,10 +22,11 @@ import tempfile
 import threading
 import time
 import weakref
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from apptool.background import BackgroundTrainer, progress_markdown
+from apptool.background import DONE, QUEUED, BackgroundTrainer, progress_markdown
 from apptool.bundle import read_metrics
 from apptool.demo_context import DemoContext, readable_inputs
 from apptool.errors import AppToolError
@@ -62,33 +64,45 @@ class Models:
         weakref.finalize(self, shutil.rmtree, self._work_dir, ignore_errors=True)  # at exit, too
 
     def context(self, name: str) -> DemoContext | None:
-        """The task's demo context, or None (``pending_markdown`` says why) while it has no usable bundle."""
+        """The task's demo context, or None (``pending_markdown`` says why) while it has no usable bundle.
+
+        When the trainer has replaced the bundle, the context gets the new predictor in place: a tab built
+        on the old one runs the new one from its next call (requests in flight finish on the old one).
+        """
         if self.trainer is not None and self.trainer.busy(name):
             return None
         generation = self.trainer.generation(name) if self.trainer is not None else 0
         with self._lock:
-            if self._generations.get(name, generation) != generation:  # replaced on disk: requests in flight keep the old one
-                self._contexts.pop(name, None)
-            if name not in self._contexts:
-                folder = _folder_state(bundle_path(self.bundles, name))
-                if self._failed.get(name) == folder:  # polled every few seconds: retry only once the folder changes
-                    return None
-                try:
-                    predictor = Predictor(bundle_path(self.bundles, name), task=self.tasks[name])
-                except AppToolError as exc:
-                    self._errors[name], self._failed[name] = str(exc), folder
-                    return None
-                except Exception as exc:  # a bundle broken in a way the loader does not foresee stops only its tab
-                    log.exception("loading the %s bundle failed", name)
-                    message = f"{bundle_path(self.bundles, name)}: cannot be loaded ({type(exc).__name__}: {exc})"
-                    self._errors[name], self._failed[name] = message, folder
-                    return None
+            ctx = self._contexts.get(name)
+            if ctx is not None and self._generations[name] == generation:
+                return ctx
+            predictor = self._load(name)
+            if predictor is None:
+                return None
+            if ctx is None:
                 work_dir = self._work_dir / name
                 work_dir.mkdir(parents=True, exist_ok=True)
-                self._contexts[name] = DemoContext(predictor, work_dir=work_dir)
-                self._generations[name] = generation
-                self._errors.pop(name, None)
-            return self._contexts[name]
+                ctx = self._contexts[name] = DemoContext(predictor, refresh=partial(self.context, name), work_dir=work_dir)
+            else:
+                ctx.predictor = predictor
+            self._generations[name] = generation
+            self._errors.pop(name, None)
+            return ctx
+
+    def _load(self, name: str) -> Predictor | None:
+        """The bundle's predictor, or None with the reason kept for the tab (retried once the folder changes)."""
+        folder = _folder_state(bundle_path(self.bundles, name))
+        if self._failed.get(name) == folder:  # polled every few seconds: retry only once the folder changes
+            return None
+        try:
+            return Predictor(bundle_path(self.bundles, name), task=self.tasks[name])
+        except AppToolError as exc:
+            self._errors[name], self._failed[name] = str(exc), folder
+        except Exception as exc:  # a bundle broken in a way the loader does not foresee stops only its tab
+            log.exception("loading the %s bundle failed", name)
+            message = f"{bundle_path(self.bundles, name)}: cannot be loaded ({type(exc).__name__}: {exc})"
+            self._errors[name], self._failed[name] = message, folder
+        return None
 
     def ready(self, name: str) -> bool:
         return self.context(name) is not None
@@ -187,14 +201,13 @@ def _task_demo(task: Task, ctx: DemoContext) -> None:
     readable_inputs(column)
 
 
-def _live_tab(hub, name: str, task: Task, models: Models) -> None:
-    """A tab whose model is training: progress text polled by a timer, and the task's demo rendered in place
-    whenever a bundle becomes usable or replaces the one it ran."""
+def _status_line(hub, name: str, models: Models):
+    """The tab's training status, polled by a timer until no training will change its model; returns its version."""
     import gradio as gr
 
     status = gr.Markdown(models.pending_markdown(name))
     version = gr.State(-2)
-    timer = gr.Timer(POLL_SECONDS)
+    timer = gr.Timer(POLL_SECONDS, active=not models.settled(name))
 
     def poll():
         return models.pending_markdown(name), models.version(name), gr.Timer(active=not models.settled(name))
@@ -204,6 +217,15 @@ def _live_tab(hub, name: str, task: Task, models: Models) -> None:
         trigger(
             poll, None, [status, version, timer], show_progress="hidden", concurrency_limit=None, api_visibility="undocumented"
         )
+    return version
+
+
+def _live_tab(hub, name: str, task: Task, models: Models) -> None:
+    """A tab with no usable model when the hub starts: its status, and the task's demo rendered in place once a
+    bundle appears.  Rendered per browser session, so its endpoints are the page's only, not gradio_client's."""
+    import gradio as gr
+
+    version = _status_line(hub, name, models)
 
     @gr.render(inputs=version, triggers=[version.change])
     def body(shown):
@@ -228,7 +250,9 @@ def build_hub(
         for name, task in selected.items():
             with gr.Tab(task.title or name, id=name):
                 ctx = models.context(name)
-                if ctx is not None and models.settled(name):
+                if ctx is not None:  # built once, with its endpoints; a better model replaces the predictor in place
+                    if not models.settled(name):
+                        _status_line(hub, name, models)
                     _task_demo(task, ctx)
                 else:
                     _live_tab(hub, name, task, models)
@@ -293,7 +317,26 @@ def serve(hub, trainer: BackgroundTrainer | None, **options: Any) -> None:
 
 
 def launch(bundles: Path, host: str = "127.0.0.1", port: int = 7860, train_missing: bool = False, preset: str = "quick") -> None:
-    """``apptool demo``: serve at once; with ``train_missing``, train absent bundles in the background."""
+    """``apptool demo``: with ``train_missing``, first train the absent bundles' seconds-long models (progress in the
+    terminal), then serve every tab while the preset's models train in the background and replace them."""
     tasks = sorted(get_plugins().tasks)
     trainer = BackgroundTrainer.for_missing(Path(bundles), tasks, preset) if train_missing else None
+    if trainer is not None:
+        train_first_models(trainer)
     serve(build_hub(bundles, trainer=trainer), trainer, **launch_options(host, port))
+
+
+def train_first_models(trainer: BackgroundTrainer) -> None:
+    """The first model of every task without one, two at a time, with a progress bar; a failure is reported in its tab."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    jobs = [job for job in trainer.jobs.values() if job.state == QUEUED]
+    if not jobs:
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns) as progress:
+        bar = progress.add_task(f"training the first models ({', '.join(j.task for j in jobs)})", total=len(jobs))
+        for job in trainer.train_first():
+            outcome = f"{job.preset} model trained" if job.state == DONE else f"FAILED, see {job.log}"
+            progress.console.print(f"{job.task}: {outcome}")
+            progress.advance(bar)

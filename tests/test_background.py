@@ -57,6 +57,18 @@ def test_tiny_models_come_first_then_the_preset_replaces_them(tmp_path):
     assert not list((bundles / ".staging").iterdir()) and not list(bundles.glob(".retired-*"))
 
 
+def test_train_first_trains_every_first_model_two_at_a_time_and_leaves_the_upgrades_queued(tmp_path):
+    bundles = tmp_path / "bundles"
+    trainer = BackgroundTrainer.for_missing(bundles, ["a", "b", "broken"], "quick", python=fake_python(tmp_path), niceness=0)
+    ended = {job.task: job.state for job in trainer.train_first(workers=2)}
+    assert ended == {"a": DONE, "b": DONE, "broken": FAILED}
+    assert preset_of(bundles / "a") == "tiny" and preset_of(bundles / "b") == "tiny"
+    assert all(job.state == "queued" for job in trainer.upgrades.values()) and not trainer.busy("a")
+    wait_idle(trainer)  # the background thread trains only the upgrades
+    assert preset_of(bundles / "a") == "quick" and trainer.generation("a") == 2
+    assert trainer.upgrades["broken"].state == FAILED and "first model failed" in trainer.upgrades["broken"].error
+
+
 def test_a_hub_restarted_on_tiny_models_only_upgrades_them(tmp_path):
     bundles = tmp_path / "bundles"
     for name, preset in (("on_tiny", "tiny"), ("on_quick", "quick")):
@@ -107,7 +119,9 @@ def test_the_hub_swaps_to_the_upgraded_bundle_and_keeps_the_old_one_for_requests
     (upgrade.target / "config.json").write_text(json.dumps({**config, "preset": "quick"}))
     promote(upgrade.target, upgrade.replaces)
     upgrade.state = DONE
+    held = tiny.predictor  # what a request in flight holds
     swapped = models.context(name)
-    assert swapped is not tiny and swapped.config["preset"] == "quick" and tiny.config["preset"] == "tiny"
+    assert swapped is tiny, "one context per tab: a tab built on the tiny model runs the new one from its next call"
+    assert swapped.predictor is not held and swapped.config["preset"] == "quick" and held.config["preset"] == "tiny"
     assert models.version(name) == 1 and models.settled(name) and not models.waiting()
-    assert tiny.predictor.predict(scaffold_task.sample_inputs(tiny.config, 1))  # a request already holding it finishes
+    assert held.predict(scaffold_task.sample_inputs(held.config, 1))  # a request already holding it finishes

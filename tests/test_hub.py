@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -408,3 +409,31 @@ def test_sigint_stops_the_hub_at_once_and_its_work_folder_goes(scaffold_env, tmp
     stopped = float(next(line for line in out.splitlines() if line.startswith("STOPPED")).split()[1])
     assert stopped - sent < 3.0, f"the server took {stopped - sent:.1f} s to stop"
     assert hub.returncode == 0 and not list(scratch.glob("apptool-hub-*"))
+
+
+def test_a_tab_on_a_tiny_model_has_its_endpoint_and_answers_with_the_upgrade_once_it_is_in_place(
+    scaffold_task, scaffold_bundle, digit_png, tmp_path
+):
+    from gradio_client import Client, handle_file
+
+    from apptool.background import DONE, BackgroundTrainer, promote
+    from apptool.hub import build_hub
+
+    bundles = tmp_path / "bundles"
+    shutil.copytree(scaffold_bundle, bundles / TASK)
+    trainer = BackgroundTrainer.for_missing(bundles, [TASK], "quick")  # never started: the test plays its part
+    hub = build_hub(bundles, tasks=[TASK], trainer=trainer)
+    try:
+        client = Client(start(hub), verbose=False)
+        assert client.predict(handle_file(str(digit_png)), api_name=f"/{TASK}_predict")["label"] in list("0123456789")
+        upgrade = trainer.upgrades[TASK]
+        shutil.copytree(scaffold_bundle, upgrade.target)
+        config = json.loads((upgrade.target / "config.json").read_text())
+        relabelled = {**config, "preset": "quick", "labels": [f"digit {label}" for label in config["labels"]]}
+        (upgrade.target / "config.json").write_text(json.dumps(relabelled))
+        promote(upgrade.target, upgrade.replaces)
+        upgrade.state = DONE
+        # the endpoint itself picks the new model up: no page, header poll or status call in between
+        assert client.predict(handle_file(str(digit_png)), api_name=f"/{TASK}_predict")["label"].startswith("digit ")
+    finally:
+        hub.close()
