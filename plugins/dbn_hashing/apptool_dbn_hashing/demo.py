@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,23 @@ def first_layer_view(bundle_dir: Path, config: dict[str, Any]) -> tuple[np.ndarr
     return filter_mosaic(weights, tuple(config["input_shape"])), caption
 
 
+@functools.lru_cache(maxsize=2)
+def _load_index(path: str, modified_ns: int) -> tuple[HammingIndex, dict[str, Any]]:
+    return HammingIndex.load(Path(path))
+
+
+def bundle_index(predictor) -> tuple[HammingIndex, dict[str, Any]]:
+    """The predictor's bundle's index, read again once the file changes: the hub may replace a served bundle."""
+    path = Path(predictor.bundle_dir) / INDEX_FILE
+    return _load_index(str(path), path.stat().st_mtime_ns)
+
+
 def build_demo(ctx) -> None:
     import gradio as gr
 
     task = ctx.task
     bundle_dir, config = Path(ctx.predictor.bundle_dir), ctx.config
-    index, meta = HammingIndex.load(bundle_dir / INDEX_FILE)
-    classes = meta.get("classes", [])
+    index = bundle_index(ctx.predictor)[0]
     shown = [cv2.resize(image, (64, 64), interpolation=cv2.INTER_NEAREST) for image in task.sample_inputs(config, 8, seed=11)]
     examples = [[path] for path in ctx.example_files(shown)]
 
@@ -88,7 +99,10 @@ def build_demo(ctx) -> None:
     def search(image, top_k):
         if image is None:
             raise InputError("upload a query image first")
-        result = ctx.predictor.predict([to_rgb(image, "query image")])[0]
+        predictor = ctx.predictor
+        index, meta = bundle_index(predictor)
+        classes = meta.get("classes", [])
+        result = predictor.predict([to_rgb(image, "query image")])[0]
         packed = np.frombuffer(bytes.fromhex(result["code"]), np.uint8)[None]
         dist, idx = index.search(packed, int(top_k))
         shown = []
