@@ -174,15 +174,18 @@ class DbnHashingTask(Task):
             return []
         out = self.encode(runner, self._images(items, config))
         packed = pack_bits(out["bits"])
+        digits = ((out["bits"] > 0.5) + ord("0")).astype(np.uint8)  # each row's bits as ASCII "0"/"1", in one array step
+        min_abs_logit = np.abs(out["logits"]).min(1)
+        classes = out["class_logits"].argmax(1) if "class_logits" in out else None
         results = []
         for i in range(len(items)):
             row = {
                 "code": packed[i].tobytes().hex(),
-                "bits": "".join(str(int(b)) for b in out["bits"][i] > 0.5),
-                "min_abs_logit": float(np.abs(out["logits"][i]).min()),
+                "bits": digits[i].tobytes().decode("ascii"),
+                "min_abs_logit": float(min_abs_logit[i]),
             }
-            if "class_logits" in out:
-                row["class"] = config["classes"][int(out["class_logits"][i].argmax())]
+            if classes is not None:
+                row["class"] = config["classes"][int(classes[i])]
             results.append(row)
         return results
 
