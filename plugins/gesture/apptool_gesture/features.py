@@ -111,6 +111,14 @@ def prepare(seq: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     return ((features(seq, spec["features"]) - mean) / std).astype(np.float32)
 
 
+def model_input(seq: Any, spec: dict[str, Any], name: str = "sequence") -> np.ndarray:
+    """A raw input checked and standardised; values so large that its features overflow float32 are refused."""
+    prepared = prepare(check_sequence(seq, spec, name), spec)
+    if not np.isfinite(prepared).all():
+        raise InputError(f"{name}: values too large for this model's features (largest |value| {np.abs(seq).max():.3g})")
+    return prepared
+
+
 class Prepare:
     """``prepare`` bound to a spec, as a dataset transform."""
 

@@ -19,7 +19,7 @@ from apptool_gesture.csvformat import read_csv_sequence
 from apptool_gesture.data import load_splits
 from apptool_gesture.demo import build_demo
 from apptool_gesture.drawing import draw_sequence
-from apptool_gesture.features import check_sequence, input_spec, pad_batch, prepare, softmax
+from apptool_gesture.features import input_spec, model_input, pad_batch, prepare, softmax
 from apptool_gesture.generator import GESTURES, KINDS, make_gesture
 from apptool_gesture.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1, plot_confusion
 from apptool_gesture.settings import DEFAULT_CONFIG, PRESETS, class_names, model_options
@@ -152,7 +152,7 @@ class GestureTask(Task):
         if not items:
             return []
         spec, names = input_spec(config), class_names(config)
-        inputs = [prepare(check_sequence(item, spec, f"item {i}"), spec) for i, item in enumerate(items)]
+        inputs = [model_input(item, spec, f"item {i}") for i, item in enumerate(items)]
         probs = softmax(offline_logits(runner, inputs))
         results = []
         for seq, p in zip(inputs, probs):
@@ -176,7 +176,7 @@ class GestureTask(Task):
         if unknown:
             raise DataError(f"test classes {unknown} are not classes of this model ({', '.join(names)})")
         truth = np.array([lookup[dataset.classes[y]] for y in dataset.labels])
-        inputs = [prepare(check_sequence(s, spec, f"test sequence {i}"), spec) for i, s in enumerate(dataset.sequences)]
+        inputs = [model_input(s, spec, f"test sequence {i}") for i, s in enumerate(dataset.sequences)]
         offline = offline_logits(runner, inputs).argmax(1)
         counts = confusion_matrix(truth, offline, len(names))
         result: dict[str, Any] = {
