@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from apptool.datasets import read_text
 from apptool.errors import DataError
 from apptool.paths import inside_data_folder
 
@@ -53,14 +54,11 @@ def _inside(root: Path, relative: str, where: str) -> Path:
 
 
 def _load_json(path: Path) -> dict:
-    if not path.is_file():
-        raise DataError(f"{path}: missing; the COCO layout needs {COCO_FILES['train']}, {COCO_FILES['test']} and images/")
+    text = read_text(path, f"missing; the COCO layout needs {COCO_FILES['train']}, {COCO_FILES['test']} and images/")
     try:
-        value = json.loads(path.read_text(encoding="utf-8-sig"))
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except RecursionError:
         raise DataError(f"{path}: JSON nested too deeply to be a COCO captions file") from None
     if not isinstance(value, dict):
@@ -118,13 +116,6 @@ def read_coco(data_dir: Path, split: str) -> Items:
     return items
 
 
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
 def read_flickr8k(data_dir: Path) -> dict[str, Items]:
     """Train and test (image path, captions) from ``Flickr8k.token.txt`` (``image.jpg#N<TAB>caption``).
 
@@ -136,7 +127,7 @@ def read_flickr8k(data_dir: Path) -> dict[str, Items]:
     data_dir = Path(data_dir)
     path = data_dir / FLICKR_TOKENS
     captions: dict[str, list[str]] = {}
-    for number, line in enumerate(_read_lines(path), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         key, tab, caption = line.partition("\t")
@@ -147,7 +138,7 @@ def read_flickr8k(data_dir: Path) -> dict[str, Items]:
             raise DataError(f"{path}:{number}: empty image name")
         captions.setdefault(name, []).append(caption)
     if all((data_dir / f).is_file() for f in FLICKR_SPLITS.values()):
-        names = {s: [n.strip() for n in _read_lines(data_dir / f) if n.strip()] for s, f in FLICKR_SPLITS.items()}
+        names = {s: [n.strip() for n in read_text(data_dir / f).splitlines() if n.strip()] for s, f in FLICKR_SPLITS.items()}
         names = {s: [n for n in ns if n in captions] for s, ns in names.items()}
     else:
         ordered = list(captions)

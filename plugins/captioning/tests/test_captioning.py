@@ -16,6 +16,7 @@ from apptool_captioning.metrics import cider_d, corpus_bleu
 from apptool_captioning.readers import read_coco, read_flickr8k
 from apptool_captioning.text import END_ID, START_ID, build_vocab, encode, tokenize
 
+from apptool.bundle import CONFIG
 from apptool.errors import DataError
 
 
@@ -286,7 +287,7 @@ def test_train_and_eval_on_a_coco_folder(coco_bundle):
     from apptool.cli import app
 
     bundle, data = coco_bundle
-    config = json.loads((bundle / "config.json").read_text())
+    config = json.loads((bundle / CONFIG).read_text())
     assert config["caption_format"] == "coco" and config["graphs"] == ["encoder", "decoder_init", "decoder_step"]
     result = CliRunner().invoke(app, ["eval", str(bundle), "--data", str(data), "--json"])
     assert result.exit_code == 0, result.output
