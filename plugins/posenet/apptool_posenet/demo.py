@@ -63,10 +63,12 @@ def build_demo(ctx) -> None:
         if picture is None:
             raise gr.Error("Upload a photo of the scene first.")
         image = to_rgb(picture, "uploaded image")
-        result = ctx.predictor.predict([image])[0]
+        predictor = ctx.predictor  # the model the tab runs now (the hub may have replaced the one it was built on)
+        result, served = predictor.predict([image])[0], predictor.config
         estimate = np.array(result["position_m"] + result["quaternion_wxyz"])
-        drawn = draw_map(scene, [(estimate[:3], estimate[3:], (220, 40, 40))], 420, float(config["data"]["hfov_deg"]))
-        view = side_by_side(image, rerender(config, estimate)) if builtin else None
+        hfov = float(served["data"]["hfov_deg"])
+        drawn = draw_map(served["scene"], [(estimate[:3], estimate[3:], (220, 40, 40))], 420, hfov)
+        view = side_by_side(image, rerender(served, estimate)) if builtin else None
         return drawn, view, result
 
     run.click(
