@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from apptool.datasets import read_text
 from apptool.errors import DataError
 from apptool.paths import inside_data_folder
 from apptool_gesture.tsformat import FLOAT32_MAX, MISSING, fill_missing
@@ -39,12 +40,7 @@ def _number(token: str) -> float | None:
 def read_csv_sequence(path: str | Path) -> np.ndarray:
     """The (T, D) float32 sequence stored in one CSV file."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    text = read_text(path, "no such file")
     keep: list[int] | None = None
     rows: list[list[float]] = []
     for lineno, raw in enumerate(text.splitlines(), 1):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -31,35 +30,3 @@ def macro_f1(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> fl
     counts = confusion_matrix(y_true, y_pred, n_classes)
     present = (counts.sum(0) + counts.sum(1)) > 0
     return float(per_class_f1(counts)[present].mean()) if present.any() else float("nan")
-
-
-def plot_confusion(counts: np.ndarray, class_names: Sequence[str], path: Path, title: str = "") -> Path:
-    """A row-normalised confusion matrix with counts in the cells, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-    size = 1.0 + 0.55 * len(class_names)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ticks = np.arange(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
-    ax.set_yticks(ticks, class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title or "confusion matrix (rows: fraction of the true class)")
-    for i in range(len(class_names)):
-        for j in range(len(class_names)):
-            if counts[i, j]:
-                ax.text(
-                    j, i, str(counts[i, j]), ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black", fontsize=8
-                )
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

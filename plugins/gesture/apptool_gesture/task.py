@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from apptool.errors import DataError, InputError
+from apptool.plots import write_confusion_png
 from apptool.task import Graph, Splits, Task
 from apptool_gesture.baselines import baseline_accuracies
 from apptool_gesture.csvformat import read_csv_sequence
@@ -21,7 +22,7 @@ from apptool_gesture.demo import build_demo
 from apptool_gesture.drawing import draw_sequence
 from apptool_gesture.features import input_spec, model_input, pad_batch, prepare, softmax
 from apptool_gesture.generator import GESTURES, KINDS, make_gesture
-from apptool_gesture.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1, plot_confusion
+from apptool_gesture.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1
 from apptool_gesture.settings import DEFAULT_CONFIG, PRESETS, class_names, model_options
 from apptool_gesture.streaming import state_shapes, stream, streaming_available
 from apptool_gesture.tsformat import read_ts
@@ -195,7 +196,7 @@ class GestureTask(Task):
         else:
             result["streaming"] = "unavailable: the model is bidirectional, so it needs the whole sequence"
         if out_dir is not None:
-            plot_confusion(
+            write_confusion_png(
                 counts,
                 names,
                 Path(out_dir) / "confusion_matrix.png",

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from apptool.datasets import read_text
 from apptool.errors import DataError
 
 MISSING = {"?", "nan"}
@@ -146,12 +147,7 @@ def _parse_header(tag: str, value: str, header: dict, where: str) -> None:
 def read_ts(path: str | Path) -> TsFile:
     """Parse a ``.ts`` file; raises DataError with the file and line on anything malformed."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    text = read_text(path, "no such file")
     result = TsFile(path)
     header: dict = {}
     in_data = False

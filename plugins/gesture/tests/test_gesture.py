@@ -18,6 +18,7 @@ from apptool_gesture.stroke import parse_points, points_to_path
 from apptool_gesture.task import GestureTask
 from apptool_gesture.tsformat import read_ts
 
+from apptool.bundle import CONFIG, METRICS, WEIGHTS
 from apptool.errors import ConfigError, DataError, InputError
 
 CLEAN = {
@@ -425,9 +426,9 @@ def ts_bundle(tmp_path_factory):
 
 def test_ts_bundle_has_streaming_graph_and_onnx_parity_at_several_lengths(ts_bundle):
     bundle, _ = ts_bundle
-    config = json.loads((bundle / "config.json").read_text())
+    config = json.loads((bundle / CONFIG).read_text())
     assert config["labels"] == ["rise", "fall", "wave"] and config["graphs"] == ["model", "step"]
-    export = json.loads((bundle / "metrics.json").read_text())["export"]
+    export = json.loads((bundle / METRICS).read_text())["export"]
     lengths = {shape.split("x[")[1].split("]")[0] for shape in export["parity_shapes"]["model"]}
     assert len(lengths) >= 3 and max(export["parity_max_abs_diff"].values()) < 1e-4
     assert (bundle / "confusion_matrix.png").stat().st_size > 0
@@ -455,7 +456,7 @@ def test_torch_and_onnx_predict_apply_the_same_preprocessing(ts_bundle):
     bundle, data = ts_bundle
     task, config = GestureTask(), read_config(bundle)
     model = task.build_model(config)
-    model.load_state_dict(load_state(bundle / "weights.safetensors")[0])
+    model.load_state_dict(load_state(bundle / WEIGHTS)[0])
     raw = read_ts(data / "Toy_TEST.ts").series
     on_torch = task.predict(TorchRunner(task.graphs(model.eval(), config)), raw, config)
     on_onnx = task.predict(OnnxRunner(bundle, "gesture", config["graphs"]), raw, config)
@@ -478,8 +479,8 @@ def test_bidirectional_model_exports_offline_only_and_says_streaming_is_unavaila
     task = GestureTask()
     config = task.config("tiny", {"model": {"bidirectional": True}, "train": {"epochs": 1}})
     bundle = train(task, config, tmp_path / "bi", data_dir=write_ts_problem(tmp_path / "toy"), progress=False)
-    saved = json.loads((bundle / "config.json").read_text())
-    test = json.loads((bundle / "metrics.json").read_text())["test"]
+    saved = json.loads((bundle / CONFIG).read_text())
+    test = json.loads((bundle / METRICS).read_text())["test"]
     assert saved["graphs"] == ["model"] and test["streaming_agreement"] is None and "bidirectional" in test["streaming"]
 
 
