@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from apptool.datasets import read_text
 from apptool.errors import DataError, InputError
 from apptool.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from apptool.paths import inside_data_folder
@@ -120,12 +121,7 @@ def _augment(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarra
 # -- readers -----------------------------------------------------------------------
 def read_classes(path: Path) -> list[str]:
     """classes.txt: one class name per line; blank lines and ``#`` comments are skipped."""
-    if not path.is_file():
-        raise DataError(f"{path}: missing; it lists the class names, one per line (line 1 = class index 0)")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    text = read_text(path, "missing; it lists the class names, one per line (line 1 = class index 0)")
     names: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         name = line.split("#", 1)[0].strip()
@@ -217,12 +213,7 @@ def read_images_masks_split(split_dir: Path, n_classes: int) -> list[tuple[np.nd
 def read_regions(path: Path, shape: tuple[int, int], n_classes: int = len(CLASSES)) -> np.ndarray:
     """A Stanford Background ``*.regions.txt`` matrix as a uint8 mask (-1 = unknown becomes 255)."""
     rows = []
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing (every images/<stem>.jpg needs labels/<stem>.regions.txt)") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    text = read_text(path, "missing (every images/<stem>.jpg needs labels/<stem>.regions.txt)")
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue

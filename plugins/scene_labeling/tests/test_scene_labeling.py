@@ -20,6 +20,7 @@ from apptool_scene_labeling.metrics import confusion, scores
 from apptool_scene_labeling.scenes import CLASSES, GRASS, IGNORE, ROAD, SKY, WATER, scene
 from apptool_scene_labeling.task import SceneLabelingTask, decode_mask
 
+from apptool.bundle import CONFIG, METRICS, WEIGHTS
 from apptool.errors import DataError
 
 
@@ -249,8 +250,8 @@ def test_model_loads_a_pretrained_backbone_bundle(tmp_path):
     from apptool.bundle import save_state
 
     source = timm.create_model("resnet10t", num_classes=5)
-    save_state(tmp_path / "weights.safetensors", source.state_dict())
-    (tmp_path / "config.json").write_text(json.dumps({"kind": "backbone", "backbone": "resnet10t"}))
+    save_state(tmp_path / WEIGHTS, source.state_dict())
+    (tmp_path / CONFIG).write_text(json.dumps({"kind": "backbone", "backbone": "resnet10t"}))
     task = SceneLabelingTask()
     model = task.build_model(task.config("tiny", {"model": {"pretrained": str(tmp_path)}}))
     assert torch.equal(model.encoder.state_dict()["layer2.0.conv1.weight"], source.state_dict()["layer2.0.conv1.weight"])
@@ -265,7 +266,7 @@ def test_train_eval_predict_on_an_images_masks_folder(tmp_path):
     data = _write_layout(tmp_path / "data", n_train=6, n_test=2, size=(48, 64))
     task = SceneLabelingTask()
     bundle = train(task, task.config("tiny"), tmp_path / "bundle", data_dir=data, progress=False)
-    metrics = json.loads((bundle / "metrics.json").read_text())
+    metrics = json.loads((bundle / METRICS).read_text())
     assert metrics["export"]["parity_shapes"]["model"] == ["image[1, 3, 64, 64]", "image[3, 3, 32, 96]"]
     assert (bundle / "confusion_matrix.png").is_file()
     result = evaluate_bundle(bundle, data)
