@@ -47,6 +47,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from apptool.bundle import CONFIG, METRICS
+
 PRETRAIN_BACKBONE = "resnet10t"
 IMAGENET_BACKBONE = "efficientnet_lite0"
 FULL = {"finetune": "full", "backbone_lr_mult": 0.3}  # a pretrained encoder fine-tunes at 0.3x the learning rate
@@ -136,7 +138,7 @@ def ensure_backbone(pretrained: Path | None, out: Path, console: Console, make: 
     if pretrained is not None:
         return pretrained
     cached = out / f"pretrained-{PRETRAIN_BACKBONE}-quick"
-    if (cached / "config.json").is_file() or not make:
+    if (cached / CONFIG).is_file() or not make:
         return cached
     console.print(f"pretraining {PRETRAIN_BACKBONE} (preset quick) into {cached} ...")
     return pretrain(PRETRAIN_BACKBONE, cached, preset="quick", seed=0)
@@ -169,8 +171,8 @@ def _same_run(bundle_dir: Path, config: dict) -> bool:
 
     Training keys the toolkit added since the run (absent from its config) are not compared.
     """
-    path = bundle_dir / "config.json"
-    if not path.is_file() or not (bundle_dir / "metrics.json").is_file():
+    path = bundle_dir / CONFIG
+    if not path.is_file() or not (bundle_dir / METRICS).is_file():
         return False
     done = json.loads(path.read_text())
     train = {k: v for k, v in config["train"].items() if k in done.get("train", {})}
@@ -192,7 +194,7 @@ def run_arm(task_name: str, arm: str, seed: int, backbone_bundle: Path | None, a
             return None
         console.print(f"[bold]{task_name}[/] {arm} seed {seed} ...")
         train(task, config, bundle_dir, progress=not args.quiet)
-    metrics = json.loads((bundle_dir / "metrics.json").read_text())
+    metrics = json.loads((bundle_dir / METRICS).read_text())
     return {
         "task": task_name,
         "arm": arm,

@@ -43,6 +43,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from apptool.bundle import CONFIG, METRICS
+
 NOT_A_SET = {"UnitTest": "aeon's unit-test fixture, a 20-case cut of Chinatown, not an archive set"}
 
 
@@ -129,11 +131,11 @@ def train_gesture(folder: Path, out: Path, preset: str, overrides: list[str], th
 def bundle_metrics(out: Path, name: str) -> dict | None:
     """A trained set's metrics, bundle config and CPU seconds (None when its bundle is not finished)."""
     bundle, cpu = out / "bundles" / name, out / "logs" / f"{name}.cpu_seconds"
-    if not (bundle / "metrics.json").is_file():
+    if not (bundle / METRICS).is_file():
         return None
-    metrics = json.loads((bundle / "metrics.json").read_text())
+    metrics = json.loads((bundle / METRICS).read_text())
     seconds = float(cpu.read_text()) if cpu.is_file() else None
-    return {**metrics, "config": json.loads((bundle / "config.json").read_text()), "cpu_seconds": seconds}
+    return {**metrics, "config": json.loads((bundle / CONFIG).read_text()), "cpu_seconds": seconds}
 
 
 def main() -> None:
