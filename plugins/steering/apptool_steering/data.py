@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import math
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from apptool.datasets import read_text
 from apptool.errors import DataError
 from apptool.imagenet import normalization
 from apptool.images import read_image
@@ -233,28 +235,24 @@ def _header_columns(fields: list[str], where: str) -> dict[str, int] | None:
 def read_driving_log(folder: Path, root: Path) -> list[LogRow]:
     """Rows of ``folder/driving_log.csv``; any malformed row is a DataError naming file and line."""
     path = Path(folder) / "driving_log.csv"
-    if not path.is_file():
-        raise DataError(
-            f"{path}: missing; a Udacity split folder holds driving_log.csv (center,left,right,steering,throttle,brake,speed)"
-        )
+    text = read_text(
+        path, "missing; a Udacity split folder holds driving_log.csv (center,left,right,steering,throttle,brake,speed)"
+    )
     columns = {name: i for i, name in enumerate(COLUMNS)}
     rows: list[LogRow] = []
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, skipinitialspace=True)
-        try:
-            for fields in reader:
-                where = f"{path}:{reader.line_num}"
-                fields = [f.strip() for f in fields]
-                if not any(fields):
-                    continue
-                if not rows and reader.line_num == 1 and (header := _header_columns(fields, where)) is not None:
-                    columns = header
-                    continue
-                rows.append(_parse_row(fields, columns, Path(folder), root, where))
-        except csv.Error as exc:
-            raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not a UTF-8 text file ({exc})") from None
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    try:
+        for fields in reader:
+            where = f"{path}:{reader.line_num}"
+            fields = [f.strip() for f in fields]
+            if not any(fields):
+                continue
+            if not rows and reader.line_num == 1 and (header := _header_columns(fields, where)) is not None:
+                columns = header
+                continue
+            rows.append(_parse_row(fields, columns, Path(folder), root, where))
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
     if not rows:
         raise DataError(f"{path}: no rows; expected one line per frame (center,left,right,steering,...)")
     return rows

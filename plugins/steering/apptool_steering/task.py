@@ -16,7 +16,7 @@ import numpy as np
 
 from apptool.errors import DataError
 from apptool.images import read_image, to_rgb
-from apptool.task import Graph, Runner, Splits, Task
+from apptool.task import Graph, Runner, Splits, Task, run_in_batches
 from apptool_steering import data, metrics, sim
 from apptool_steering.data import preprocess, preprocess_batch
 from apptool_steering.overlay import draw_steering
@@ -197,13 +197,15 @@ class SteeringTask(Task):
 
     def evaluate(self, runner: Runner, dataset: Any, config: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
 
-        predicted, target = [], []
-        for start in range(0, len(dataset), EVAL_BATCH):
-            samples = [dataset[i] for i in range(start, min(start + EVAL_BATCH, len(dataset)))]
-            batch = np.stack([x for x, _ in samples])
-            predicted.append(runner.run("model", {"image": batch})["steering"].reshape(-1))
-            target.append(np.array([y for _, y in samples], np.float32))
-        predicted, target = np.concatenate(predicted), np.concatenate(target)
+        targets: list[float] = []
+
+        def feeds(indices: Sequence[int]) -> dict[str, np.ndarray]:
+            samples = [dataset[i] for i in indices]  # each frame is read once: its label is kept on the way
+            targets.extend(y for _, y in samples)
+            return {"image": np.stack([x for x, _ in samples])}
+
+        predicted = run_in_batches(runner, "model", range(len(dataset)), feeds, EVAL_BATCH)["steering"].reshape(-1)
+        target = np.array(targets, np.float32)
         drive = sim.drive(model_policy(runner, config), config)
         result = {
             "rmse": metrics.rmse(predicted, target),

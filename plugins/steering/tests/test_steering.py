@@ -12,6 +12,7 @@ import pytest
 from apptool_steering import data, metrics, road, sim, vehicle
 from apptool_steering.task import SteeringTask
 
+from apptool.bundle import CONFIG
 from apptool.errors import DataError
 
 TASK = SteeringTask()
@@ -282,7 +283,7 @@ def test_train_on_udacity_folder_then_eval_on_onnx_runtime(tmp_path, config):
     runner = CliRunner()
     done = runner.invoke(app, ["train", "steering", "--preset", "tiny", "--data", str(root), "--out", str(bundle)])
     assert done.exit_code == 0, done.output
-    saved = json.loads((bundle / "config.json").read_text())
+    saved = json.loads((bundle / CONFIG).read_text())
     assert saved["input"]["color"] == "yuv" and "Udacity" in saved["source"]
     done = runner.invoke(app, ["eval", str(bundle), "--data", str(root), "--json"])
     assert done.exit_code == 0, done.output
