@@ -20,7 +20,6 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 import weakref
 from functools import partial
 from pathlib import Path
@@ -298,22 +297,24 @@ def serve(hub, trainer: BackgroundTrainer | None, **options: Any) -> None:
     Gradio's own wait would hold a stopping server for seconds while a browser keeps
     its event stream open; here open connections get ``SHUTDOWN_GRACE`` seconds.
     """
+    stop = threading.Event()  # set by SIGINT/SIGTERM: a signal never lands inside gradio's own start-up code
+    handlers = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # a service manager's stop ends the hub like Ctrl-C
+        handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     if trainer is not None:
         trainer.start()
     try:
         hub.launch(prevent_thread_lock=True, **options)
-        while hub.is_running:
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        pass
+        while hub.is_running and not stop.wait(0.1):
+            pass
     finally:
         if getattr(hub, "server", None) is not None:
             hub.server.config.timeout_graceful_shutdown = SHUTDOWN_GRACE
         hub.close(verbose=False)
         if trainer is not None:
             trainer.stop()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def launch(bundles: Path, host: str = "127.0.0.1", port: int = 7860, train_missing: bool = False, preset: str = "quick") -> None:
