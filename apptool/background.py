@@ -3,8 +3,9 @@
 Tabs become usable fast: every missing task first gets its seconds-long
 ``tiny`` model (``train_first``, a few at a time, before the hub is built, so
 every tab is built once with its endpoints), then, task by task in tab order,
-the requested preset's model trains in a staging folder while the hub serves,
-and replaces the tiny one when it is complete (the hub swaps the predictor;
+the requested preset's models train in staging folders while the hub serves,
+two at a time with one thread each (small models use two cores better that
+way than one run on two threads), and each replaces its tiny model when it is complete (the hub swaps the predictor;
 the header says which preset each tab runs).  Each model trains in its own
 ``python -m apptool train`` subprocess, niced so the page stays responsive,
 writing its bundle where the hub looks for it.  The hub
@@ -71,7 +72,7 @@ class Job:
 
 @dataclass
 class BackgroundTrainer:
-    """Trains the given tasks' bundles sequentially in a daemon thread; ``stop`` ends the running one.
+    """Trains the given tasks' bundles in a daemon thread, ``workers`` at a time; ``stop`` ends the running ones.
 
     ``jobs`` give each of ``tasks`` its first usable model (the ``first`` preset, when it differs
     from ``preset``); ``upgrades`` then train ``preset`` for the tasks in ``upgrade`` (and the new
@@ -86,6 +87,7 @@ class BackgroundTrainer:
     niceness: int = 10  # added to the hub's own: training yields the CPU to the page's requests
     first: str | None = None
     upgrade: list[str] = field(default_factory=list)
+    workers: int = 2
     jobs: dict[str, Job] = field(init=False)
     upgrades: dict[str, Job] = field(init=False)
 
@@ -144,11 +146,11 @@ class BackgroundTrainer:
     def idle(self) -> bool:
         return not any(job.state in (QUEUED, TRAINING) for job in [*self.jobs.values(), *self.upgrades.values()])
 
-    def train_first(self, workers: int = 2) -> Iterator[Job]:
-        """Train every task's first model now, ``workers`` at a time (each run is mostly imports, export and
-        evaluation, one core each); yield each job as it ends.  The background thread then trains the upgrades."""
+    def train_first(self) -> Iterator[Job]:
+        """Train every task's first model now, ``workers`` at a time; yield each job as it ends.  The background
+        thread then trains the upgrades."""
         queued = [job for job in self.jobs.values() if job.state == QUEUED]
-        with ThreadPoolExecutor(max(1, workers)) as pool:
+        with ThreadPoolExecutor(self.workers) as pool:
             running = [pool.submit(self._train, job) for job in queued]
             try:
                 for done in as_completed(running):
@@ -178,20 +180,29 @@ class BackgroundTrainer:
             os.nice(self.niceness)
 
     def _run(self) -> None:
-        for job in [*self.jobs.values(), *self.upgrades.values()]:
-            if self._stop.is_set():
-                break
-            if job.state != QUEUED:  # trained by train_first
-                continue
-            if job.replaces is not None and self.jobs.get(job.task, job).state == FAILED:
-                job.state, job.error = FAILED, "its first model failed to train"
-                continue
-            self._train(job)
+        """The first models (those ``train_first`` left), then the upgrades, in tab order, ``workers`` at a time."""
+        for stage in (self.jobs.values(), self.upgrades.values()):
+            with ThreadPoolExecutor(self.workers) as pool:
+                pool.map(self._train_queued, list(stage))
+
+    def _train_queued(self, job: Job) -> None:
+        if self._stop.is_set() or job.state != QUEUED:  # stopping, or trained by train_first
+            return
+        if job.replaces is not None and self.jobs.get(job.task, job).state == FAILED:
+            job.state, job.error = FAILED, "its first model failed to train"
+            return
+        self._train(job)
+
+    def _environment(self) -> dict[str, str]:
+        """One core's worth of threads per run unless the user chose (oversubscribed torch threads spin and stall)."""
+        env = dict(self.env if self.env is not None else os.environ)
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.workers)))
+        return {**env, "PYTHONUNBUFFERED": "1"}
 
     def _train(self, job: Job) -> None:
         job.log.parent.mkdir(parents=True, exist_ok=True)
         job.state, job.started = TRAINING, time.time()
-        env = {**(self.env if self.env is not None else os.environ), "PYTHONUNBUFFERED": "1"}
+        env = self._environment()
         process = None
         try:
             with open(job.log, "wb") as log:

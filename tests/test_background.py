@@ -10,15 +10,22 @@ from pathlib import Path
 from apptool.background import DONE, FAILED, BackgroundTrainer
 
 FAKE_TRAIN = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 args = sys.argv[sys.argv.index("train") + 1:]
 task, preset, out = args[0], args[args.index("--preset") + 1], Path(args[args.index("--out") + 1])
 if task == "broken":
     sys.exit("broken: no such task")
+meeting = os.environ.get("MEETING")  # a folder where runs that should overlap wait up to 20 s for each other
+if meeting:
+    (Path(meeting) / task).touch()
+    deadline = time.time() + 20
+    while len(list(Path(meeting).iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.05)
 out.mkdir(parents=True, exist_ok=True)
 (out / "weights.safetensors").write_text(preset)
-(out / "config.json").write_text(json.dumps({"task": task, "preset": preset}))
+(out / "config.json").write_text(json.dumps({"task": task, "preset": preset, "threads": os.environ["OMP_NUM_THREADS"],
+    "met": len(list(Path(meeting).iterdir())) if meeting else 0}))
 """
 
 
@@ -60,13 +67,29 @@ def test_tiny_models_come_first_then_the_preset_replaces_them(tmp_path):
 def test_train_first_trains_every_first_model_two_at_a_time_and_leaves_the_upgrades_queued(tmp_path):
     bundles = tmp_path / "bundles"
     trainer = BackgroundTrainer.for_missing(bundles, ["a", "b", "broken"], "quick", python=fake_python(tmp_path), niceness=0)
-    ended = {job.task: job.state for job in trainer.train_first(workers=2)}
+    ended = {job.task: job.state for job in trainer.train_first()}
     assert ended == {"a": DONE, "b": DONE, "broken": FAILED}
     assert preset_of(bundles / "a") == "tiny" and preset_of(bundles / "b") == "tiny"
     assert all(job.state == "queued" for job in trainer.upgrades.values()) and not trainer.busy("a")
     wait_idle(trainer)  # the background thread trains only the upgrades
     assert preset_of(bundles / "a") == "quick" and trainer.generation("a") == 2
     assert trainer.upgrades["broken"].state == FAILED and "first model failed" in trainer.upgrades["broken"].error
+
+
+def test_upgrades_train_two_at_a_time_with_a_share_of_the_cores_each(tmp_path, monkeypatch):
+    bundles, meeting = tmp_path / "bundles", tmp_path / "meeting"
+    meeting.mkdir()
+    for name in ("a", "b"):  # both on their tiny models already: only the two upgrades run
+        (bundles / name).mkdir(parents=True)
+        (bundles / name / "config.json").write_text(json.dumps({"task": name, "preset": "tiny"}))
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    env = {"PATH": "/usr/bin:/bin", "MEETING": str(meeting)}
+    trainer = BackgroundTrainer.for_missing(bundles, ["a", "b"], "quick", python=fake_python(tmp_path), niceness=0, env=env)
+    wait_idle(trainer)
+    for name in ("a", "b"):
+        config = json.loads((bundles / name / "config.json").read_text())
+        assert config["preset"] == "quick" and config["met"] == 2, "the two upgrades ran one after the other"
+        assert config["threads"] == "4", "each of two runs gets half of the 8 cores"
 
 
 def test_a_hub_restarted_on_tiny_models_only_upgrades_them(tmp_path):
