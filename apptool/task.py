@@ -160,9 +160,9 @@ class Task(ABC):
 
     def config(self, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
         """The full config for a preset: defaults, then the preset, then ``overrides``."""
-        if preset not in self.presets:
-            from apptool.errors import ConfigError
+        from apptool.errors import ConfigError
 
+        if preset not in self.presets:
             raise ConfigError(f"task {self.name!r} has no preset {preset!r}; choose one of {sorted(self.presets)}")
         config = deep_merge({"train": dict(TRAIN_DEFAULTS), "seed": 0}, self.default_config())
         config = deep_merge(config, self.presets[preset])
@@ -170,6 +170,11 @@ class Task(ABC):
         train_overrides = (overrides or {}).get("train")
         if isinstance(train_overrides, dict) and "epochs" in train_overrides and "steps" not in train_overrides:
             config["train"]["steps"] = 0  # epochs the user asked for win over the preset's step budget
+        budget = sorted(set(train_overrides or {}) & {"epochs", "steps"}) if isinstance(train_overrides, dict) else []
+        if budget and not config["train"].get("fit", True):
+            raise ConfigError(
+                f"train.{budget[0]}: task {self.name!r} preset {preset!r} trains nothing (its model is used as built)"
+            )
         config["task"] = self.name
         config["preset"] = preset
         return config

@@ -134,6 +134,16 @@ def test_stated_epochs_win_over_a_presets_step_budget(scaffold_task, tmp_path, m
     assert training["budget"].startswith("budget 2 epochs")
 
 
+def test_a_budget_for_a_preset_that_trains_nothing_is_refused(scaffold_task, monkeypatch):
+    from apptool.errors import ConfigError
+
+    monkeypatch.setattr(scaffold_task, "presets", {**scaffold_task.presets, "ready": {"train": {"fit": False}}})
+    assert scaffold_task.config("ready", {"seed": 3})["train"]["fit"] is False
+    for budget in ({"epochs": 3}, {"steps": 100}):
+        with pytest.raises(ConfigError, match=f"train.{next(iter(budget))}: .* preset 'ready' trains nothing"):
+            scaffold_task.config("ready", {"train": budget})
+
+
 class _Labelled(torch.utils.data.Dataset):
     def __init__(self, targets):
         self.targets = targets
