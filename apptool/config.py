@@ -158,10 +158,23 @@ def check_config(task: Task, config: dict[str, Any], trained: bool = False) -> d
     errors: list[str] = []
     top = {k: v for k, v in config.items() if k not in CORE_KEYS}
     _check_section(top, examples, "", errors, allow_unknown=trained)
-    if errors:
-        raise ConfigError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+    _raise_first(errors)
     task.validate_config(config)
     return config
+
+
+def check_data_options(task: Task, options: dict[str, Any]) -> dict[str, Any]:
+    """``eval --set data.KEY=VALUE``: keys the task's data section knows, values of the kind it expects."""
+    errors: list[str] = []
+    sections = [e["data"] for e in schema_examples(task) if isinstance(e.get("data"), dict)]
+    _check_section(options, sections, "data.", errors, allow_unknown=False)
+    _raise_first(errors)
+    return options
+
+
+def _raise_first(errors: list[str]) -> None:
+    if errors:
+        raise ConfigError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
 
 
 def with_defaults(task: Task, config: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from apptool.bundle import load_config
+from apptool.config import check_data_options
 from apptool.datasets import load_splits
 from apptool.errors import ConfigError, DataError
 from apptool.runtime import OnnxRunner
@@ -35,7 +36,7 @@ def evaluate_bundle(
 
     config, task = load_config(bundle_dir)
     if data_options:
-        config = {**config, "data": {**config.get("data", {}), **data_options}}
+        config = {**config, "data": {**config.get("data", {}), **check_data_options(task, data_options)}}
     if data_dir is not None and not Path(data_dir).is_dir():
         raise ConfigError(f"--data {data_dir}: no such folder")
     graph_dir = variant_dir(bundle_dir, variant) if variant else Path(bundle_dir)

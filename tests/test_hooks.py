@@ -260,6 +260,12 @@ def test_cli_refuses_what_it_would_otherwise_ignore_or_leave_behind(scaffold_tas
     assert isinstance(refused.exception, ConfigError) and "uses no pretrained encoder" in str(refused.exception)
     not_data = runner.invoke(app, ["eval", str(scaffold_bundle), "--set", "train.lr=0.1"])
     assert isinstance(not_data.exception, ConfigError) and "data.* keys only" in str(not_data.exception)
+    for option, why in (
+        ("data.fromat=csv", "unknown config key 'data.fromat'"),
+        ("data.test_fraction=big", "data.test_fraction = 'big'"),
+    ):
+        bad = runner.invoke(app, ["eval", str(scaffold_bundle), "--set", option])
+        assert isinstance(bad.exception, ConfigError) and why in str(bad.exception), option
 
 
 def test_model_card_names_the_bundle_folder(scaffold_bundle):
