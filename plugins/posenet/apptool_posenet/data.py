@@ -23,7 +23,8 @@ from apptool.imagenet import normalization
 from apptool.images import read_image
 from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file, write_split
 from apptool_posenet.generator import render_sequence
-from apptool_posenet.preprocess import crop, jitter, pixel_stats, prepare, resize_short, to_chw
+from apptool_posenet.geometry import intrinsics, turned_towards
+from apptool_posenet.preprocess import crop_corner, jitter, pixel_stats, prepare, resize_short, to_chw
 from apptool_posenet.scene import footprints
 
 MAX_TRAJECTORY_POINTS = 300
@@ -53,6 +54,8 @@ class PoseDataset:
         self.train = train
         self.jitter = float(config["data"].get("color_jitter", 0.0))
         self.shift = float(config["data"].get("crop_shift", 1.0))
+        self.turn_crops = bool(config["data"].get("turn_crops", False))
+        self.hfov_deg = float(config["data"]["hfov_deg"])
         self.stats = pixel_stats(config["data"])
         self.seed, self.epoch = int(config["seed"]), 0
         self._images = images
@@ -88,8 +91,16 @@ class PoseDataset:
         if not self.train:
             return prepare(self.image(index), self.resize, self.size, stats=self.stats), self.target(index)
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        window = crop(resize_short(self.image(index), self.resize), self.size, rng, self.shift)
-        return to_chw(jitter(window, rng, self.jitter), self.stats), self.target(index)
+        image = resize_short(self.image(index), self.resize)
+        top, left = crop_corner(image.shape, self.size, rng, self.shift)
+        window = image[top : top + self.size, left : left + self.size]
+        target = self.target(index)
+        if self.turn_crops:  # the window shows the camera turned towards its centre: so does its label
+            h, w = image.shape[:2]
+            dx, dy = left + self.size / 2 - w / 2, top + self.size / 2 - h / 2
+            focal = intrinsics(w, h, self.hfov_deg)[0, 0]
+            target[3:] = turned_towards(self.poses[index, 3:], dx, dy, focal)
+        return to_chw(jitter(window, rng, self.jitter), self.stats), target
 
 
 def pose_stats(poses: np.ndarray) -> dict[str, Any]:

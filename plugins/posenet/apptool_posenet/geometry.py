@@ -74,3 +74,18 @@ def intrinsics(width: int, height: int, hfov_deg: float) -> np.ndarray:
     """Pinhole matrix K for an image of ``width`` x ``height`` with horizontal field of view ``hfov_deg``."""
     f = 0.5 * width / np.tan(np.radians(hfov_deg) / 2)
     return np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
+
+
+def turned_towards(q: np.ndarray, dx: float, dy: float, focal: float) -> np.ndarray:
+    """The (w, x, y, z) quaternion of a camera ``q`` turned to look through pixel (dx, dy) from its image centre.
+
+    A crop window moved off the centre of the image is, up to perspective, the view of the same
+    camera turned by atan(dx / f) about its vertical axis and then tilted towards dy: the pose a
+    moved training crop really shows.  ``focal`` is in the same pixels as ``dx`` and ``dy``.
+    """
+    yaw, pitch = np.arctan2(dx, focal), np.arctan2(dy, np.hypot(dx, focal))
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    turn = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+    tilt = np.array([[1.0, 0.0, 0.0], [0.0, cp, sp], [0.0, -sp, cp]])
+    axes = turn @ tilt  # the new camera's axes in the old camera's coordinates, as columns
+    return rot_to_quat(axes.T @ quat_to_rot(q))

@@ -3,8 +3,8 @@
 As in PoseNet: the shorter side is resized to ``resize`` (256 in the paper),
 then a ``crop`` x ``crop`` window (224) is cut out, from the centre for
 testing and, for training, moved at random by at most ``crop_shift`` of its
-side (the paper's crops roam the whole image, which turns the camera without
-turning its label).  Pixels are normalised with ImageNet
+side (the paper's crops roam the whole image; a moved window is a turned camera,
+and the training label is turned with it, see ``geometry.turned_towards``).  Pixels are normalised with ImageNet
 statistics, the convention of timm backbones, or with the statistics the
 encoder's weights were trained with, as the bundle records them.  Training crops also get a
 random exposure, contrast and colour cast (``jitter``), so that the network
@@ -39,19 +39,25 @@ def resize_short(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, target, interpolation=interpolation)
 
 
-def crop(image: np.ndarray, size: int, rng: np.random.Generator | None = None, shift: float | None = None) -> np.ndarray:
-    """A ``size`` x ``size`` window: the centre one, or with ``rng`` a random one.
+def crop_corner(
+    shape: tuple[int, ...], size: int, rng: np.random.Generator | None = None, shift: float | None = None
+) -> tuple[int, int]:
+    """(top, left) of a ``size`` x ``size`` window in an image of ``shape``: the centre one, or with ``rng`` a random one.
 
-    ``shift`` bounds how far (a fraction of ``size``) a random window may move from the centre: a pose
-    label belongs to the centre view, and a window moved sideways by a fifth of the image is a camera
-    turned by a fifth of the field of view with the label of the unturned one.  None: anywhere.
+    ``shift`` bounds how far (a fraction of ``size``) a random window may move from the centre.  None: anywhere.
     """
-    h, w = image.shape[:2]
+    h, w = shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     if rng is not None:
         reach = max(h, w) if shift is None else int(round(shift * size))
         top += int(rng.integers(-min(top, reach), min(h - size - top, reach) + 1))
         left += int(rng.integers(-min(left, reach), min(w - size - left, reach) + 1))
+    return top, left
+
+
+def crop(image: np.ndarray, size: int, rng: np.random.Generator | None = None, shift: float | None = None) -> np.ndarray:
+    """A ``size`` x ``size`` window of ``image`` (see ``crop_corner``)."""
+    top, left = crop_corner(image.shape, size, rng, shift)
     return image[top : top + size, left : left + size]
 
 

@@ -116,11 +116,12 @@ class PoseNetTask(Task):
             },
             "data": {
                 "render_size": [341, 256],
-                "hfov_deg": 60.0,
+                "hfov_deg": 60.0,  # the lens: renders the built-in walks; turns moved crops' labels (Cambridge's is ~60)
                 "resize": 0,  # 0: the images' shorter side, capped at max_resize (256, the paper's)
                 "crop": 0,  # 0: 7/8 of resize (the paper's 224 of 256)
                 "max_resize": 256,
                 "crop_shift": 1.0,  # how far a training crop may leave the centre, a fraction of its side
+                "turn_crops": False,  # a moved training crop gets the label of the camera turned towards its centre
                 "train_sequences": 384,
                 "test_sequences": 32,
                 "frames_per_sequence": 12,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from apptool_posenet.cambridge import read_pose_file
 from apptool_posenet.generator import STEP_M, render_sequence
-from apptool_posenet.geometry import canonical, look_rotation, quat_to_rot, rot_to_quat
+from apptool_posenet.geometry import canonical, intrinsics, look_rotation, quat_to_rot, rot_to_quat, turned_towards
 from apptool_posenet.metrics import nearest_neighbours, pose_metrics, position_errors, rotation_errors_deg
 from apptool_posenet.preprocess import crop, prepare, resize_short
 from apptool_posenet.scene import WALK_AREA, Camera, Quad, pyramid, render
@@ -80,6 +80,18 @@ def test_pose_label_matches_what_the_renderer_projects():
     col, row = int(round(u / w)), int(round(v / w))
     assert image[row, col, 0] > 100 and image[row, col, 1] < 20 and image[row, col, 2] < 20
     assert not (image[row, 160 - col, 1] < 20 and image[row, 160 - col, 0] > 100)
+
+
+def test_a_camera_turned_towards_a_pixel_sees_that_pixel_at_its_centre():
+    """The label of a moved crop: the point seen at (u, v) is on the optical axis of the turned camera."""
+    k = intrinsics(224, 126, 50.0)
+    q = rot_to_quat(look_rotation(0.7, -0.1, 0.05))
+    for point_cam in ([3.0, 1.0, 10.0], [-4.0, -2.0, 8.0]):
+        u, v, w = k @ point_cam
+        turned = quat_to_rot(turned_towards(q, u / w - k[0, 2], v / w - k[1, 2], k[0, 0]))
+        seen = turned @ quat_to_rot(q).T @ np.array(point_cam)  # the point in the turned camera's coordinates
+        assert np.allclose(seen[:2], 0, atol=1e-9) and seen[2] > 0
+    assert np.allclose(turned_towards(q, 0.0, 0.0, k[0, 0]), q)
 
 
 def test_preprocess_resizes_the_shorter_side_then_crops():
