@@ -14,9 +14,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from apptool.errors import ConfigError, DataError, InputError
-from apptool.images import IMAGE_SUFFIXES, read_image, to_rgb
-from apptool.paths import inside_data_folder
+from apptool.datasets import ImageFolder, read_image_folder
+from apptool.errors import ConfigError
+from apptool.images import to_rgb
 
 SOURCES = ("digits", "shapes")
 DEFAULT_SIZE = {"digits": 8, "shapes": 16, "folder": 32}
@@ -150,60 +150,18 @@ def shapes(seed: int, size: int, per_class: int) -> ImageSet:
     return ImageSet(images, labels.astype(np.int64), list(SHAPE_CLASSES), [f"shape{i}" for i in range(len(labels))])
 
 
-# -- image folders: train/<class>/*, test/<class>/* ------------------------------------------
-def _visible(path: Path) -> bool:
-    return not path.name.startswith((".", "_"))
-
-
-def _class_files(split_dir: Path) -> dict[str, list[Path]]:
-    """Image files per class folder; hidden entries and non-image files are skipped, empty classes dropped."""
-    if not split_dir.is_dir():
-        raise DataError(f"{split_dir}: missing; expected {split_dir.name}/<class>/<image files>")
-    found: dict[str, list[Path]] = {}
-    for entry in sorted(split_dir.iterdir()):
-        if not _visible(entry):
-            continue
-        if entry.is_file():
-            if entry.suffix.lower() in IMAGE_SUFFIXES:
-                raise DataError(f"{entry}: image outside a class folder; expected {split_dir.name}/<class>/{entry.name}")
-            continue
-        files = sorted(p for p in entry.iterdir() if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_SUFFIXES)
-        if files:
-            found[entry.name] = files
-    if not found:
-        raise DataError(f"{split_dir}: no class folder holds an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return found
-
-
-def _read_split(files: dict[str, list[Path]], classes: list[str], size: int, channels: int) -> ImageSet:
-    images, labels, names = [], [], []
-    for name, paths in files.items():
-        for path in paths:
-            try:
-                images.append(prepare_image(read_image(path), size, channels, str(path)))
-            except InputError as exc:
-                raise DataError(str(exc)) from None
-            labels.append(classes.index(name))
-            names.append(f"{name}/{path.name}")
-    return ImageSet(np.stack(images), np.array(labels, np.int64), classes, names)
+# -- image folders: train/<class>/*, test/<class>/*, read by the core's ImageFolder reader ----------
+def _image_set(folder: ImageFolder, size: int, channels: int) -> ImageSet:
+    """Every image of one ImageFolder split decoded now, at the model's size (hashing searches them all)."""
+    images = [prepare_image(folder.image(i), size, channels, str(folder.files[i])) for i in range(len(folder))]
+    names = [f"{folder.classes[label]}/{path.name}" for path, label in zip(folder.files, folder.labels)]
+    return ImageSet(np.stack(images), np.array(folder.labels, np.int64), folder.classes, names)
 
 
 def read_folder(data_dir: Path, size: int, channels: int) -> tuple[ImageSet, ImageSet]:
     """The database (``train/<class>/*``) and the queries (``test/<class>/*``) of an image-folder layout."""
-    data_dir = Path(data_dir)
-    train_files = _class_files(data_dir / "train")
-    test_files = _class_files(data_dir / "test")
-    unknown = sorted(set(test_files) - set(train_files))
-    if unknown:
-        raise DataError(
-            f"{data_dir / 'test' / unknown[0]}: class {unknown[0]!r} has no images in {data_dir / 'train'}, "
-            "so its queries could never find a relevant image"
-        )
-    for paths in [*train_files.values(), *test_files.values()]:
-        for path in paths:
-            inside_data_folder(path, data_dir)
-    classes = sorted(train_files)
-    return _read_split(train_files, classes, size, channels), _read_split(test_files, classes, size, channels)
+    train, test = read_image_folder(data_dir)
+    return _image_set(train, size, channels), _image_set(test, size, channels)
 
 
 def load_splits(data: dict[str, Any], seed: int, data_dir: Path | None) -> tuple[ImageSet, ImageSet]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from apptool.errors import DataError
 from apptool.imagenet import fill_normalization
+from apptool.images import IMAGE_SUFFIXES
 from apptool.task import Graph, Splits, Task, run_in_batches
 from apptool_dbn_hashing import data as datasets
 from apptool_dbn_hashing.baselines import fit_itq, fit_lsh
@@ -44,7 +45,7 @@ class DbnHashingTask(Task):
     primary_metric = "map"
     greater_is_better = True
     input_kind = "image"
-    input_suffixes = frozenset(datasets.IMAGE_SUFFIXES)
+    input_suffixes = frozenset(IMAGE_SUFFIXES)
     presets = {
         "tiny": {"model": {"hidden": [32], "bits": 16, "rbm": {"epochs": 2}}, "train": {"epochs": 2}},
         "quick": {},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,7 +83,6 @@ def test_folder_reader_handles_real_world_quirks(tmp_path):
     (tmp_path / "train/cat/.DS_Store").write_bytes(b"\0\1junk")
     (tmp_path / "train/cat/._a.png").write_bytes(b"resource fork")  # macOS AppleDouble file
     (tmp_path / "train/cat/notes.txt").write_text("not an image")
-    (tmp_path / "train/empty").mkdir()
     (tmp_path / "train/.ipynb_checkpoints").mkdir()
     (tmp_path / "train/README.md").write_text("stray file")
     train, test = datasets.read_folder(tmp_path, 8, 1)
@@ -102,6 +102,7 @@ def test_folder_reader_handles_real_world_quirks(tmp_path):
 
 def test_folder_reader_errors_name_the_file(tmp_path):
     _png(tmp_path / "train/cat/a.png", 10)
+    _png(tmp_path / "train/dog/c.png", 200)
     _png(tmp_path / "test/cat/b.png", 10)
     (tmp_path / "train/cat/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     with pytest.raises(DataError, match=r"broken\.png"):
@@ -110,7 +111,14 @@ def test_folder_reader_errors_name_the_file(tmp_path):
     _png(tmp_path / "test/bird/x.png", 10)
     with pytest.raises(DataError, match="bird"):
         datasets.read_folder(tmp_path, 8, 1)
-    (tmp_path / "test/bird/x.png").unlink()
+    shutil.rmtree(tmp_path / "test/bird")
+    (tmp_path / "train/empty").mkdir()
+    with pytest.raises(DataError, match=r"train/empty: class folder 'empty' holds no images"):
+        datasets.read_folder(tmp_path, 8, 1)
+    (tmp_path / "train/empty").rmdir()
+    shutil.rmtree(tmp_path / "train/dog")
+    with pytest.raises(DataError, match="only the class 'cat'"):
+        datasets.read_folder(tmp_path, 8, 1)  # one class: every database image would be relevant to every query
     _png(tmp_path / "train/loose.png", 10)
     with pytest.raises(DataError, match=r"loose\.png.*outside a class folder"):
         datasets.read_folder(tmp_path, 8, 1)
