@@ -7,14 +7,16 @@ readouts are concatenated before the linear classifier.  The recurrent branch
 alone fits a few dozen short series and does not generalise; the
 convolutional one is what the UCR/UEA archives reward.
 
-Training runs on packed variable-length batches, so padding never enters
-the recurrence and backpropagation through time stops at each sequence's
-true end.  The exported graphs compute exactly the same function without
-packing, which ONNX handles poorly: a unidirectional network runs over the
-padded batch and reads its top-layer output at ``length - 1`` (padding comes
-after, so it cannot influence that frame); the backward half of a
-bidirectional layer runs over each sequence reversed *within its length*
-(an index gather), which is what packing does.
+A unidirectional network trains exactly as its offline graph runs: over the
+padded batch, reading its top-layer output at ``length - 1`` and the mean of
+its first ``length`` outputs.  Padding comes after each sequence, so a causal
+network never sees it in those frames.  Packing would give the same result
+at ten times the CPU cost: on variable-length batches (every augmented
+window differs) the CPU LSTM's backward pass zero-fills a gradient of the
+whole packed batch for every time step.  A bidirectional network trains on
+packed batches; its exported graph runs the backward half of each layer over
+each sequence reversed *within its length* (an index gather), which is what
+packing does.
 
 Every convolution is causal (left-padded), so one new frame needs only the
 previous ``kernel - 1`` inputs of that layer: the step graph carries them as
@@ -54,6 +56,12 @@ def _mean_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(B, H) mean of each sequence's first ``length`` frames of a (B, T, H) tensor."""
     inside = _inside(x, lengths).to(x).unsqueeze(2)
     return (x * inside).sum(1) / lengths.to(x).unsqueeze(1)
+
+
+def _at_last(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, H) frame ``length - 1`` of every sequence of a (B, T, H) tensor."""
+    index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, x.shape[2])
+    return x.gather(1, index).squeeze(1)
 
 
 class CausalConvBlock(nn.Module):
@@ -168,16 +176,20 @@ class GestureNet(nn.Module):
             recurrent = torch.cat([recurrent, _mean_within(self.fcn(x, lengths), lengths)], 1)
         return self.head(self.drop(recurrent))
 
+    def readout(self, final: torch.Tensor, outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The recurrent readout: the final output, and with ``pool`` the mean of the outputs within each length."""
+        return torch.cat([final, _mean_within(outputs, lengths)], 1) if self.pool else final
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits (B, C) of a padded batch sorted by decreasing length (the training path, packed)."""
+        """Logits (B, C) of a padded batch: unidirectional as the offline graph runs; bidirectional packed (sorted by length)."""
+        if not self.bidirectional:
+            outputs = self.rnn(self.frontend(x))[0]
+            return self.classify(x, lengths, self.readout(_at_last(outputs, lengths), outputs, lengths))
         packed = pack_padded_sequence(self.frontend(x), lengths.cpu(), batch_first=True, enforce_sorted=True)
         outputs, state = self.rnn(packed)
         h_n = state[0] if self.cell == "lstm" else state
-        final = torch.cat([h_n[-2], h_n[-1]], 1) if self.bidirectional else h_n[-1]
-        if self.pool:
-            padded = pad_packed_sequence(outputs, batch_first=True)[0]  # zeros after each sequence's end
-            final = torch.cat([final, padded.sum(1) / lengths.to(padded).unsqueeze(1)], 1)
-        return self.classify(x, lengths, final)
+        padded = pad_packed_sequence(outputs, batch_first=True)[0]  # zeros after each sequence's end
+        return self.classify(x, lengths, self.readout(torch.cat([h_n[-2], h_n[-1]], 1), padded, lengths))
 
 
 def _reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -186,12 +198,6 @@ def _reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     last = (lengths - 1).unsqueeze(1)
     index = torch.where(t <= last, last - t, t)
     return x.gather(1, index.unsqueeze(2).expand_as(x))
-
-
-def _at_last(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(B, H) frame ``length - 1`` of every sequence of a (B, T, H) tensor."""
-    index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, x.shape[2])
-    return x.gather(1, index).squeeze(1)
 
 
 def _single_layer(rnn: nn.Module, layer: int, suffix: str) -> nn.Module:
@@ -214,20 +220,16 @@ class OfflineGraph(nn.Module):
             self.backward_layers = nn.ModuleList(_single_layer(net.rnn, k, "_reverse") for k in range(net.layers))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        h = self.net.frontend(x)
         if not self.net.bidirectional:
-            out = self.net.rnn(h)[0]
-            return self.net.classify(x, lengths, self._with_mean(_at_last(out, lengths), out, lengths))
+            return self.net(x, lengths)  # training already runs the unpacked graph
+        h = self.net.frontend(x)
         for fwd, bwd in zip(self.forward_layers, self.backward_layers):
             ahead = fwd(h)[0]
             behind = _reverse_within(bwd(_reverse_within(h, lengths))[0], lengths)
             h = torch.cat([ahead, behind], 2)
         hidden = self.net.hidden
         final = torch.cat([_at_last(h[:, :, :hidden], lengths), h[:, 0, hidden:]], 1)
-        return self.net.classify(x, lengths, self._with_mean(final, h, lengths))
-
-    def _with_mean(self, final: torch.Tensor, outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return torch.cat([final, _mean_within(outputs, lengths)], 1) if self.net.pool else final
+        return self.net.classify(x, lengths, self.net.readout(final, h, lengths))
 
 
 class StepGraph(nn.Module):

@@ -305,6 +305,18 @@ def small_net(cell="lstm", bidirectional=False, conv=6, pool=True, fcn=((5, 7), 
     return net, config
 
 
+def packed_forward(net, x, lengths):
+    """The network run on packed sequences, which never see their padding: what training and both graphs must equal."""
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    outputs, state = net.rnn(pack_padded_sequence(net.frontend(x), lengths, batch_first=True))
+    h_n = state[0] if net.cell == "lstm" else state
+    final = torch.cat([h_n[-2], h_n[-1]], 1) if net.bidirectional else h_n[-1]
+    padded = pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])[0]
+    return net.classify(x, lengths, net.readout(final, padded, lengths))
+
+
 @pytest.mark.parametrize(
     "cell, bidirectional, conv, pool, fcn",
     [
@@ -317,8 +329,8 @@ def small_net(cell="lstm", bidirectional=False, conv=6, pool=True, fcn=((5, 7), 
         ("gru", True, 0, False, ((), ())),
     ],
 )
-def test_export_graphs_compute_what_packed_training_computes(cell, bidirectional, conv, pool, fcn):
-    """Offline graph = packed training forward, and streaming frame by frame = offline, FCN branch included."""
+def test_training_path_and_export_graphs_compute_what_packing_computes(cell, bidirectional, conv, pool, fcn):
+    """Training forward = offline graph = a packed run, and streaming frame by frame = offline, FCN branch included."""
     import torch
     from apptool_gesture.model import OfflineGraph, StepGraph
     from apptool_gesture.streaming import state_shapes
@@ -330,7 +342,8 @@ def test_export_graphs_compute_what_packed_training_computes(cell, bidirectional
     for i, n in enumerate(lengths):
         x[i, n:] = 50.0  # whatever sits in the padding must not matter
     with torch.no_grad():
-        packed = net(x, lengths)
+        packed = packed_forward(net, x, lengths)
+        torch.testing.assert_close(net(x, lengths), packed, atol=1e-5, rtol=0)
         torch.testing.assert_close(OfflineGraph(net)(x, lengths), packed, atol=1e-5, rtol=0)
         shapes = state_shapes(config, 3)
         if bidirectional:
