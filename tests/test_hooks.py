@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+from broken_plugins import HOOK_TYPO, RAISING_EXTRAS
 from conftest import make_discoverable
 
 EXTRAS_PLUGIN = textwrap.dedent('''
@@ -137,22 +138,6 @@ RAISING_AT_USE = textwrap.dedent("""
 
         return {"digits_demo": {"unreadable": unreadable}}
 """)
-RAISING_READERS_HOOK = textwrap.dedent("""
-    import apptool
-
-
-    @apptool.hookimpl
-    def apptool_dataset_readers():
-        raise RuntimeError("readers hook exploded")
-""")
-TYPO_BACKBONES = textwrap.dedent("""
-    import apptool
-
-
-    @apptool.hookimpl
-    def apptool_backbone():
-        return {"typo_net": {"model_name": "resnet10t"}}
-""")
 LABEL_ORDER_READERS = textwrap.dedent("""
     import apptool
     from apptool.plugins import get_plugins
@@ -213,13 +198,13 @@ def test_a_failing_reader_is_one_line_and_a_raising_readers_hook_spares_the_othe
     from apptool.errors import ConfigError
     from apptool.plugins import PluginError
 
-    plugins = plugins_with(raising_at_use=RAISING_AT_USE, raising_readers=RAISING_READERS_HOOK)
+    plugins = plugins_with(raising_at_use=RAISING_AT_USE, raising_extras=RAISING_EXTRAS)
     assert list(plugin_readers("digits_demo")) == ["unreadable"]
-    assert [(e.name, e.hook) for e in plugins.load_errors] == [("raising_readers", "apptool_dataset_readers")]
+    assert [(e.name, e.hook) for e in plugins.load_errors] == [("raising_extras", "apptool_dataset_readers")]
     config = scaffold_task.config("tiny", {"data": {"format": "unreadable"}})
     with pytest.raises(PluginError, match=r"plugin 'raising_at_use' failed in dataset reader 'unreadable': ValueError"):
         load_splits(scaffold_task, config, tmp_path)
-    with pytest.raises(ConfigError, match="'raising_readers' .*readers hook exploded"):
+    with pytest.raises(ConfigError, match="'raising_extras' .*readers exploded"):
         load_splits(scaffold_task, {**config, "data": {"format": "parquet"}}, tmp_path)
 
 
@@ -227,8 +212,8 @@ def test_a_backbone_from_a_plugin_that_failed_names_that_plugin(plugins_with):
     from apptool.backbones import create_encoder
     from apptool.errors import ConfigError
 
-    plugins_with(typo_backbones=TYPO_BACKBONES)
-    with pytest.raises(ConfigError, match=r"'typo_net' comes from plugin 'typo_backbones', which failed: unknown hook"):
+    plugins_with(hook_typo=HOOK_TYPO)
+    with pytest.raises(ConfigError, match=r"'typo_net' comes from plugin 'hook_typo', which failed: unknown hook"):
         create_encoder("typo_net")
 
 

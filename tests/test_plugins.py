@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import pytest
+from broken_plugins import HOOK_TYPO, RAISING_EXTRAS
 from conftest import make_discoverable
 
 BROKEN_IMPORT = "import this_module_does_not_exist\n"
@@ -40,13 +41,6 @@ NOT_A_TASK = textwrap.dedent("""
     def apptool_tasks():
         return ["not a task"]
 """)
-HOOK_TYPO = textwrap.dedent("""
-    import apptool
-
-    @apptool.hookimpl
-    def apptool_backbone():
-        return {"typo_net": {"model_name": "resnet10t"}}
-""")
 BAD_COMMANDS = textwrap.dedent("""
     from __future__ import annotations
 
@@ -67,21 +61,6 @@ BAD_COMMANDS = textwrap.dedent("""
         @app.command("fine")
         def fine():
             print("fine command ran")
-""")
-RAISING_EXTRAS = textwrap.dedent("""
-    import apptool
-
-    @apptool.hookimpl
-    def apptool_backbones():
-        raise RuntimeError("backbones exploded")
-
-    @apptool.hookimpl
-    def apptool_exporters():
-        raise RuntimeError("exporters exploded")
-
-    @apptool.hookimpl
-    def apptool_dataset_readers():
-        raise RuntimeError("readers exploded")
 """)
 BROKEN = {
     "broken_import": BROKEN_IMPORT,
