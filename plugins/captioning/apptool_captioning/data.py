@@ -61,6 +61,7 @@ class CaptionDataset:
         self.max_len = config["data"]["max_len"]
         self.max_refs = config["data"]["max_refs"]
         self._cache: dict[int, np.ndarray] = {}
+        self.reference: CaptionDataset | None = None  # a test split's training split, for the baselines
 
     def __len__(self) -> int:
         return len(self.images)
@@ -131,4 +132,6 @@ def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[CaptionD
                 raise DataError(f"{data_dir}: the {split} split has no image with a non-empty caption")
     vocab = config.get("vocab") or build_vocab((t for refs in train[1] for t in refs), data["min_word_freq"])
     info = {"vocab": list(vocab), "caption_format": kind, "train_images": len(train[0]), "test_images": len(test[0])}
-    return CaptionDataset(*train, vocab, config), CaptionDataset(*test, vocab, config), info
+    train_set, test_set = CaptionDataset(*train, vocab, config), CaptionDataset(*test, vocab, config)
+    test_set.reference = train_set
+    return train_set, test_set, info

@@ -25,21 +25,33 @@ import numpy as np
 Tokens = Sequence[str]
 
 
-def corpus_bleu(hypotheses: Sequence[Tokens], references: Sequence[Sequence[Tokens]], max_order: int = 4) -> dict[str, float]:
-    """``{"bleu1": .., ..., "bleu<max_order>": ..}`` for tokenised hypotheses against all their references."""
+def _reference_streams(references: Sequence[Sequence[Tokens]]) -> list[list[str | None]]:
+    """sacrebleu's reference *streams* (k-th reference of every image); None pads images that have fewer."""
+    width = max(len(r) for r in references)
+    return [[" ".join(refs[k]) if k < len(refs) else None for refs in references] for k in range(width)]
+
+
+def _bleu(order: int, references: Sequence[Sequence[Tokens]] | None = None):
+    """sacrebleu's BLEU of one n-gram order on pre-tokenised text; with ``references``, their statistics are cached."""
     from sacrebleu.metrics import BLEU
 
+    streams = _reference_streams(references) if references is not None else None
+    return BLEU(tokenize="none", smooth_method="none", max_ngram_order=order, effective_order=False, references=streams)
+
+
+def corpus_bleu(hypotheses: Sequence[Tokens], references: Sequence[Sequence[Tokens]], max_order: int = 4) -> dict[str, float]:
+    """``{"bleu1": .., ..., "bleu<max_order>": ..}`` for tokenised hypotheses against all their references."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
     hyps = [" ".join(h) for h in hypotheses]
-    width = max(len(r) for r in references)
-    # sacrebleu wants reference *streams*; None pads images that have fewer references
-    streams = [[" ".join(refs[k]) if k < len(refs) else None for refs in references] for k in range(width)]
-    scores = {}
-    for n in range(1, max_order + 1):
-        bleu = BLEU(tokenize="none", smooth_method="none", max_ngram_order=n, effective_order=False)
-        scores[f"bleu{n}"] = bleu.corpus_score(hyps, streams).score / 100.0
-    return scores
+    streams = _reference_streams(references)
+    return {f"bleu{n}": _bleu(n).corpus_score(hyps, streams).score / 100.0 for n in range(1, max_order + 1)}
+
+
+def constant_caption_bleu(candidates: Sequence[Tokens], references: Sequence[Sequence[Tokens]], order: int = 4) -> np.ndarray:
+    """Corpus BLEU-``order`` of each candidate said of every image of ``references`` (the references parsed once)."""
+    scorer = _bleu(order, references)
+    return np.array([scorer.corpus_score([" ".join(c)] * len(references), None).score / 100.0 for c in candidates])
 
 
 def _ngrams(tokens: Tokens, n_max: int) -> Counter:

@@ -18,6 +18,7 @@ from apptool.bundle import atomic_write_json
 from apptool.imagenet import fill_normalization
 from apptool.images import to_rgb
 from apptool.task import Graph, Splits, Task, deep_merge
+from apptool_captioning.baselines import baseline_metrics
 from apptool_captioning.data import SAMPLE_STREAM, load_splits, preprocess
 from apptool_captioning.decoding import beam_search, caption_images, initial_state
 from apptool_captioning.metrics import cider_d, corpus_bleu
@@ -188,7 +189,11 @@ class CaptioningTask(Task):
         return results
 
     def evaluate(self, runner, dataset, config, out_dir=None):
-        """BLEU-1..4 and CIDEr-D of beam search and of greedy decoding, against all references of each test image."""
+        """BLEU-1..4 and CIDEr-D of beam search and of greedy decoding, against all references of each test image.
+
+        Beside them, the same metrics of two baselines from the training split (``blind_*``, ``nn_*``, see
+        :mod:`apptool_captioning.baselines`): a model that does not beat them has not learned to look.
+        """
         vocab, decode = _vocab(config), config["decode"]
         beam_size = int(decode["beam_size"])
         beam, greedy = [], []
@@ -208,6 +213,7 @@ class CaptioningTask(Task):
         metrics.update({f"greedy_{k}": v for k, v in corpus_bleu(greedy, references).items()})
         metrics["greedy_cider"] = cider_d(greedy, references)
         metrics["beam_size"] = beam_size
+        metrics.update(baseline_metrics(runner, dataset.reference, dataset, config))
         if out_dir is not None:
             atomic_write_json(
                 Path(out_dir) / "test_captions.json",
