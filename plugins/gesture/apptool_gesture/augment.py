@@ -4,10 +4,10 @@ A few dozen series (a UCR training split) are memorised long before the
 step budget is spent; a random window of each series (Le Guennec et al. 2016,
 "window slicing"), a random gain per channel and a little noise make every
 epoch's series new.  The convolutional branch averages over time, so a model
-trained on windows reads the whole series at test time.  Windows are also
-capped at ``max_frames``: a step on a 1,460-frame series costs ten times one
-on 150 frames, and a window of 256 frames already holds many times the
-patterns the kernels see.
+trained on windows reads the whole series at test time.  Long recordings are
+already pooled to about 256 frames (``features.pool_factor``); windows are
+also capped at ``max_frames``, so an unequal-length set's rare long series
+cannot make a step cost many times the others.
 
 Draws come from (seed, epoch, index), so a resumed run augments exactly as an
 uninterrupted one (the trainer announces the epoch through ``set_epoch``).
@@ -21,7 +21,7 @@ import numpy as np
 
 AUGMENT_DEFAULTS: dict[str, Any] = {
     "window": 0.9,  # shortest random window kept, as a share of the sequence; 1 keeps it whole
-    "max_frames": 256,  # longest window trained on; 0: no cap
+    "max_frames": 512,  # longest window trained on; 0: no cap
     "scale": 0.1,  # per-channel gain drawn from [1 - scale, 1 + scale]
     "noise": 0.03,  # Gaussian noise, in standard deviations of the standardised input
 }

@@ -113,7 +113,13 @@ def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[Sequence
         train_y = _index_labels(train_names, classes, str(data_dir))
         test_y = _index_labels(test_names, classes, str(data_dir))
         features_kind = "raw"
-    spec = fit_input_spec(train, features_kind, float(data_cfg.get("fps", 50)), bool(data_cfg.get("series_norm", False)))
+    spec = fit_input_spec(
+        train,
+        features_kind,
+        float(data_cfg.get("fps", 50)),
+        bool(data_cfg.get("series_norm", False)),
+        int(data_cfg.get("target_frames", 0)),
+    )
     info = {"labels": classes, "input": spec, "dataset": {**source, "train_size": len(train), "test_size": len(test)}}
     transform = Prepare(spec)
     augment = Augment(config["augment"], seed) if config.get("augment", {}).get("enabled") else None

@@ -108,15 +108,14 @@ def analyse(ctx, seq: np.ndarray, path: np.ndarray | None, source: str) -> tuple
         )
     spec = input_spec(config)
     x = prepare(seq, spec)[None]
-    per_frame = softmax(stream(ctx.predictor.runner, x, np.array([len(seq)]), config)[0][0])
+    per_frame = softmax(stream(ctx.predictor.runner, x, np.array([x.shape[1]]), config)[0][0])
     streamed = names[int(per_frame[-1].argmax())]
-    plot = plot_probabilities(
-        per_frame, names, float(spec.get("fps") or 0), f"streaming: {streamed} at the last frame · offline: {result['label']}"
-    )
+    rate = float(spec.get("fps") or 0) / int(spec.get("pool", 1))  # one streaming step per pooled block of frames
+    plot = plot_probabilities(per_frame, names, rate, f"streaming: {streamed} at the last frame · offline: {result['label']}")
     top = per_frame.argmax(1) == result["index"]
     if top[-1]:
         since = len(top) - int(np.argmin(top[::-1])) if not top.all() else 0
-        note += f" Streaming ranked it first from frame {since + 1} of {len(seq)} on."
+        note += f" Streaming ranked it first from step {since + 1} of {len(top)} on."
     return result["probabilities"], plot, picture, note
 
 

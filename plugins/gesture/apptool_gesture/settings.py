@@ -37,6 +37,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "accel_noise": 0.03,  # accelerometer noise, in g
         "max_tilt_deg": 20,
         "series_norm": False,  # z-normalise each sequence over itself first (the UCR convention)
+        "target_frames": 256,  # longer sequences (median of the training split) are averaged in blocks of frames; 0: never
     },
     "augment": {"enabled": True, **AUGMENT_DEFAULTS},  # the training split's (see augment.py)
     "train": {

@@ -156,14 +156,14 @@ class GestureTask(Task):
         inputs = [model_input(item, spec, f"item {i}") for i, item in enumerate(items)]
         probs = softmax(offline_logits(runner, inputs))
         results = []
-        for seq, p in zip(inputs, probs):
+        for item, p in zip(items, probs):
             best = int(p.argmax())
             results.append(
                 {
                     "label": names[best],
                     "index": best,
                     "confidence": float(p[best]),
-                    "frames": len(seq),
+                    "frames": len(item),  # as given, before any pooling of frames
                     "probabilities": {n: float(v) for n, v in zip(names, p)},
                 }
             )

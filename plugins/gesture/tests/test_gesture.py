@@ -225,6 +225,23 @@ def test_series_norm_statistics_are_fitted_on_the_training_split_after_per_serie
     np.testing.assert_allclose(test.transform(seq * 7.0 + 3.0), expected, atol=1e-5)  # offset and scale are gone
 
 
+def test_long_sequences_are_averaged_in_blocks_derived_from_the_median_training_length():
+    from apptool_gesture.features import pool_factor, pool_frames, prepare
+
+    rng = np.random.default_rng(0)
+    train = [rng.standard_normal((n, 2)).astype(np.float32) for n in (1400, 1460, 1500)]
+    assert pool_factor(train, 256) == 6 and pool_factor(train, 0) == 1 and pool_factor(train, 2000) == 1
+    seq = np.arange(14, dtype=np.float32)[:, None]
+    np.testing.assert_allclose(pool_frames(seq, 6)[:, 0], [2.5, 8.5, 12.5])  # the last block holds 2 frames
+    spec = fit_input_spec(train, "raw", 50, target_frames=256)
+    assert spec["pool"] == 6
+    pooled = np.concatenate([pool_frames(s, 6) for s in train])
+    np.testing.assert_allclose(spec["mean"], pooled.mean(0), atol=1e-6)
+    assert prepare(train[1], spec).shape == (244, 2)
+    before_pooling = {key: value for key, value in spec.items() if key != "pool"}  # a bundle from before pooling
+    assert prepare(train[1], before_pooling).shape == (1460, 2)
+
+
 def test_training_split_exposes_its_classes_so_validation_is_stratified(tmp_path):
     from apptool.engine.trainer import split_validation
 
