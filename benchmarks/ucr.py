@@ -166,6 +166,7 @@ def main() -> None:
         "classes",
         "dims",
         "length",
+        "pool",
         "epochs",
         "train s",
         "CPU s",
@@ -201,6 +202,7 @@ def main() -> None:
             str(len(metrics["config"]["labels"])),
             str(metrics["config"]["input"]["raw_dims"]),
             cache[name]["length"],
+            str(metrics["config"]["input"].get("pool", 1)),  # frames averaged into one (data.target_frames)
             str(training.get("epochs", training["epochs_run"])),
             f"{training['seconds']:.0f}",
             "–" if cpu is None else f"{cpu:.0f}",
@@ -216,7 +218,7 @@ def main() -> None:
         raise SystemExit(f"no finished set in {args.out}")
     model, euclidean, dtw, rocket = np.mean(rows, 0)
     table.add_section()
-    table.add_row("mean", *[""] * 8, f"{model:.3f}", f"{euclidean:.3f}", f"{dtw:.3f}", f"{rocket:.3f}")
+    table.add_row("mean", *[""] * 9, f"{model:.3f}", f"{euclidean:.3f}", f"{dtw:.3f}", f"{rocket:.3f}")
     console.print(table)
     wins = sum(m >= d for m, _, d, _ in rows)
     console.print(
