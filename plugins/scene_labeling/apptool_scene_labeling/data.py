@@ -75,11 +75,19 @@ class SceneSet:
     Each image is resized like ``predict`` resizes it (``fit_size``) and padded
     to a square with ignored pixels, so a batch stacks; ``augment`` adds flips,
     zoom crops and brightness/contrast changes from numpy's global RNG (which
-    the trainer seeds per epoch).  ``pair(i)`` gives the raw full-size pair.
+    the trainer seeds per epoch).  ``pair(i)`` gives the raw full-size pair; a test
+    set's ``reference`` holds the training pairs the classical baseline is fitted on.
     """
 
-    def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], long_side: int, augment: bool = False):
+    def __init__(
+        self,
+        pairs: Sequence[tuple[np.ndarray, np.ndarray, str]],
+        long_side: int,
+        augment: bool = False,
+        reference: Sequence[tuple[np.ndarray, np.ndarray, str]] | None = None,
+    ):
         self.pairs, self.long_side, self.augment = pairs, int(long_side), augment
+        self.reference = reference  # a test split's training pairs, for the classical baseline
 
     def __len__(self) -> int:
         return len(self.pairs)
