@@ -16,7 +16,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "conv_channels": 32,  # causal 1-D conv front end; 0 disables it
     "conv_kernel": 5,
     "pool": True,  # classify from the last output and the mean of all outputs (long recordings need it)
-    "fcn_channels": [32, 64, 32],  # causal FCN branch beside the LSTM (LSTM-FCN); [] disables it
+    "fcn_channels": [128, 256, 128],  # causal FCN branch beside the LSTM (LSTM-FCN, Wang et al.'s widths); [] disables it
     "fcn_kernels": [8, 5, 3],
 }
 
@@ -37,7 +37,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "accel_noise": 0.03,  # accelerometer noise, in g
         "max_tilt_deg": 20,
         "series_norm": False,  # z-normalise each sequence over itself first (the UCR convention)
-        "target_frames": 256,  # longer sequences (median of the training split) are averaged in blocks of frames; 0: never
+        "target_frames": 0,  # >0: longer sequences (training median) are averaged in blocks of frames; off: it cost ACSF1 0.15
     },
     "augment": {"enabled": True, **AUGMENT_DEFAULTS},  # the training split's (see augment.py)
     "train": {
