@@ -4,10 +4,10 @@ A few dozen series (a UCR training split) are memorised long before the
 step budget is spent; a random window of each series (Le Guennec et al. 2016,
 "window slicing"), a random gain per channel and a little noise make every
 epoch's series new.  The convolutional branch averages over time, so a model
-trained on windows reads the whole series at test time.  Long recordings are
-already pooled to about 256 frames (``features.pool_factor``); windows are
-also capped at ``max_frames``, so an unequal-length set's rare long series
-cannot make a step cost many times the others.
+trained on windows reads the whole series at test time.  Windows are also
+capped at ``max_frames``: a step on a 1,460-frame series costs six times one
+on 251 frames, and 512 frames hold many times the patterns the kernels see
+while a 427-frame leaf outline still trains whole.
 
 Draws come from (seed, epoch, index), so a resumed run augments exactly as an
 uninterrupted one (the trainer announces the epoch through ``set_epoch``).

@@ -13,11 +13,12 @@ on later frames, so the streaming path sees what the offline path sees):
 Before that, with ``series_norm`` (the UCR archive's convention), each
 sequence's channels are z-normalised over the sequence itself, so offset and
 scale of one recording do not matter; this needs the whole sequence, which
-the offline path, evaluation and the demo's finished drawings have.  Long
-recordings are then averaged over blocks of ``pool`` frames, a factor derived
-from the training split's median length (``pool_factor``): the network reads
-a 1,460-frame series whole, at a sixth of the cost, and its kernels span six
-times as much of the shape; a live stream steps once per block.  Then every
+the offline path, evaluation and the demo's finished drawings have.  With
+``data.target_frames``, long recordings are then averaged over blocks of
+``pool`` frames, a factor derived from the training split's median length
+(``pool_factor``), which bounds the cost of very long recordings; a live
+stream steps once per block.  It is off by default: averaging loses the sharp
+events some recordings are told apart by (ACSF1's power spikes).  Then every
 channel is standardised with the mean and standard deviation fitted on the
 training split, stored in the bundle config as ``input``.
 """
