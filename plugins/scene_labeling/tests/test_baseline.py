@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from apptool_scene_labeling.baseline import baseline_scores, pixel_features
@@ -53,6 +55,13 @@ def test_without_training_pairs_the_baseline_says_why():
     image, mask, name = _picture(np.random.default_rng(2), 32, 32)
     result = baseline_scores([], [(image, mask, name)], CLASSES, 32)
     assert result["baseline_miou"] is None and "no training split" in result["baseline"]
+
+
+def test_without_scikit_learn_the_baseline_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # what `import sklearn` meets when it is not installed
+    pair = _picture(np.random.default_rng(3), 32, 32)
+    result = baseline_scores([pair], [pair], CLASSES, 32)
+    assert result["baseline_miou"] is None and "apptool-scene-labeling[baseline]" in result["baseline"]
 
 
 def test_eval_reports_the_baseline_beside_the_network(task, shared_bundle):
