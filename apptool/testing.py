@@ -7,7 +7,8 @@ Subclass :class:`TaskConformance` in your plugin's tests and set ``task_name``::
     class TestConformance(TaskConformance):
         task_name = "my_task"
 
-It trains the task's ``tiny`` preset once per class and checks the contract:
+It checks the contract on the task's ``tiny`` bundle (trained once per test run,
+see :func:`shared_bundle`):
 the task builds, a few steps on a fixed batch lower the loss, the bundle
 round-trips, export passes parity, predict runs without torch, the demo tab
 builds and answers through gradio_client, and bad inputs give clear errors.
@@ -65,6 +66,38 @@ def connect_client(url: str, timeout: float = 120.0):
             time.sleep(0.5)
 
 
+def _run_folder(tmp_path_factory) -> Path:
+    """A folder all pytest-xdist workers of this run share (the run's temporary root); the session's own without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def shared_bundle(tmp_path_factory):
+    """``shared_bundle(task, preset="tiny")``: the task's bundle of that preset, trained once per test run.
+
+    Every test module and every pytest-xdist worker gets the same folder: the first to ask trains it while
+    the others wait on a file lock, so a suite that needs a task's model does not train its own copy.
+    Treat it as read-only; copy it before changing it.
+    """
+    from filelock import FileLock  # a dependency of torch, which training needs anyway
+
+    from apptool.bundle import CONFIG
+    from apptool.engine import train
+
+    root = _run_folder(tmp_path_factory) / "shared-bundles"
+    root.mkdir(exist_ok=True)
+
+    def get(task, preset: str = "tiny") -> Path:
+        out = root / f"{task.name}-{preset}"
+        with FileLock(f"{out}.lock"):
+            if not (out / CONFIG).is_file():  # config.json is written last: a bundle without it is unfinished
+                train(task, task.config(preset), out, progress=False)
+        return out
+
+    return get
+
+
 def one_batch(task, config, size: int = 8):
     """A fixed training batch, collated as the trainer collates it."""
     splits = task.load_data(config, None)
@@ -93,10 +126,8 @@ class TaskConformance:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def bundle(cls, task, config, tmp_path_factory):
-        from apptool.engine import train
-
-        return train(task, config, tmp_path_factory.mktemp(f"{task.name}-bundle"), progress=False)
+    def bundle(cls, task, shared_bundle):
+        return shared_bundle(task, cls.preset)
 
     # -- the task itself ---------------------------------------------------------
     def test_task_declares_its_contract(self, task, config):

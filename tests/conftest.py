@@ -52,7 +52,6 @@ def scaffold_env(scaffold_root) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def scaffold_bundle(scaffold_task, tmp_path_factory) -> Path:
-    from apptool.engine import train
-
-    return train(scaffold_task, scaffold_task.config("tiny"), tmp_path_factory.mktemp("digits-bundle"), progress=False)
+def scaffold_bundle(scaffold_task, shared_bundle) -> Path:
+    """The scaffold task's tiny bundle, trained once for the whole run (read-only: copy it to change it)."""
+    return shared_bundle(scaffold_task)

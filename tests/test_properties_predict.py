@@ -1,7 +1,7 @@
 """Property-based tests of every task's predict entries: any file to ``read_input``, any array to ``predict``.
 
-Each task's ``tiny`` bundle is trained once per session and predicts on ONNX
-Runtime.  ``read_input`` gets random bytes and mangled valid files with every
+Each task's ``tiny`` bundle (``shared_bundle``, trained once per run) predicts on
+ONNX Runtime.  ``read_input`` gets random bytes and mangled valid files with every
 suffix the task accepts; ``Predictor.predict`` gets arrays of every shape and
 dtype (empty, 1x1, extreme aspect, NaN/Inf, over the pixel limit) and, for
 gesture, sequences of any length.  Each call ends in an AppToolError naming
@@ -26,8 +26,6 @@ from apptool.errors import InputError
 from apptool.images import IMAGE_SUFFIXES, MAX_PIXELS, VIDEO_SUFFIXES, write_video
 
 IMAGE_TASKS = ["steering", "scene_labeling", "posenet", "dbn_hashing", "captioning", "image_classification"]
-#: Shorter runs of the parts of ``tiny`` that only measure the model (the closed-loop drive).
-OVERRIDES = {"steering": {"data": {"sim": {"seconds": 5.0}}}}
 DTYPES = [np.uint8, np.uint16, np.int8, np.int32, np.int64, np.float16, np.float32, np.float64, np.bool_, np.complex64]
 #: Shapes a user hands in by mistake or at the edge of what is valid.
 ODD_SHAPES = [
@@ -53,9 +51,8 @@ def report_messages():
 
 
 @pytest.fixture(scope="session")
-def predictor(tmp_path_factory):
-    """``predictor(task_name)``: an ONNX Runtime Predictor over that task's tiny bundle, trained on first use."""
-    from apptool.engine import train
+def predictor(shared_bundle):
+    """``predictor(task_name)``: an ONNX Runtime Predictor over that task's tiny bundle (trained once per run)."""
     from apptool.plugins import get_plugins
     from apptool.runtime import Predictor
 
@@ -64,9 +61,7 @@ def predictor(tmp_path_factory):
     def get(name: str) -> Predictor:
         if name not in loaded:
             task = get_plugins().task(name)
-            config = task.config("tiny", OVERRIDES.get(name))
-            bundle = train(task, config, tmp_path_factory.mktemp(f"{name}-tiny"), progress=False)
-            loaded[name] = Predictor(bundle, task=task)
+            loaded[name] = Predictor(shared_bundle(task), task=task)
         return loaded[name]
 
     return get

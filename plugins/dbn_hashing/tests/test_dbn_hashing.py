@@ -23,7 +23,6 @@ from apptool_dbn_hashing.metrics import (
 )
 
 from apptool.errors import DataError, InputError
-from apptool.testing import TaskConformance
 
 
 # -- data ------------------------------------------------------------------------------
@@ -317,31 +316,12 @@ def test_task_module_imports_without_torch():
 
 
 @pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory):
-    from apptool.engine import train
+def tiny_bundle(shared_bundle):
+    """The tiny bundle (pretrained and fine-tuned once per run, shared with the conformance suite) and its task."""
     from apptool.plugins import get_plugins
 
     task = get_plugins().task("dbn_hashing")
-    out = tmp_path_factory.mktemp("bundle") / "dbn"
-    return train(task, task.config("tiny"), out, progress=False), task
-
-
-class TestConformance(TaskConformance):
-    """The core's contract suite, on the bundle the tests below share (trained once).
-
-    It lives here rather than in a tests/test_conformance.py of its own, as the
-    other plugins have it, because it shares this module's ``tiny_bundle``:
-    pretraining and fine-tuning that bundle is the slowest step of these tests,
-    and a second file would train a second one (module-scoped fixtures are not
-    shared across files, and under pytest-xdist not across workers either).
-    """
-
-    task_name = "dbn_hashing"
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def bundle(cls, tiny_bundle):
-        return tiny_bundle[0]
+    return shared_bundle(task), task
 
 
 def test_train_tiny_bundle_eval_on_onnx_runtime(tiny_bundle):
