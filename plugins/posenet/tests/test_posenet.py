@@ -94,6 +94,21 @@ def test_a_camera_turned_towards_a_pixel_sees_that_pixel_at_its_centre():
     assert np.allclose(turned_towards(q, 0.0, 0.0, k[0, 0]), q)
 
 
+def test_moved_training_crops_carry_the_turned_label_and_test_crops_the_true_one(task):
+    from apptool_posenet.data import load_splits
+
+    walks = {"train_sequences": 1, "test_sequences": 1, "frames_per_sequence": 6}
+    train_set, test_set, _ = load_splits(task.config("tiny", {"data": walks}), None)
+
+    def turned_by(dataset) -> np.ndarray:
+        return np.array([rotation_errors_deg(dataset.poses[i, 3:], dataset[i][1][3:]) for i in range(len(dataset))])
+
+    # 86x64 frames at 64/56 px: a crop moves up to 15 px sideways, atan(15 / f) with f = 74.5 px at 60 degrees
+    assert 3.0 < turned_by(train_set).max() <= 11.5 and turned_by(test_set).max() < 1e-4
+    train_set.turn_crops = False
+    assert turned_by(train_set).max() < 1e-4
+
+
 def test_preprocess_resizes_the_shorter_side_then_crops():
     image = np.zeros((300, 500, 3), np.uint8)
     image[150, 250] = 255
