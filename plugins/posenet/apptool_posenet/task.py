@@ -27,6 +27,7 @@ from apptool_posenet.preprocess import pixel_stats, prepare
 LOSSES = ("learned", "beta")
 BATCH = 32
 MAX_ASPECT = 8.0
+MIN_HFOV_DEG, MAX_HFOV_DEG = 5, 170  # a telephoto to a fisheye: what a pinhole camera model still describes
 PREDICTED = (220, 40, 40)
 TRUE = (30, 150, 60)
 
@@ -139,10 +140,15 @@ class PoseNetTask(Task):
         }
 
     def validate_config(self, config: dict[str, Any]) -> None:
-        """``model.loss`` names one of the two losses ``pose_loss`` knows."""
+        """``model.loss`` names one of the two losses ``pose_loss`` knows; ``data.hfov_deg`` is a lens's field of view."""
         loss = config["model"]["loss"]
         if loss not in LOSSES:
             raise ConfigError(f"model.loss = {loss!r}: expected one of {', '.join(map(repr, LOSSES))}")
+        hfov = config["data"]["hfov_deg"]
+        if not isinstance(hfov, (int, float)) or not MIN_HFOV_DEG <= hfov <= MAX_HFOV_DEG:
+            raise ConfigError(
+                f"data.hfov_deg = {hfov!r}: expected the lens's horizontal field of view, {MIN_HFOV_DEG} to {MAX_HFOV_DEG} degrees"
+            )
 
     # -- torch side --------------------------------------------------------
     def build_model(self, config: dict[str, Any]):

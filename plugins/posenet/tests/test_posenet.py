@@ -325,13 +325,15 @@ def test_courtyard_test_walks_retrace_the_training_route_both_ways():
     assert not np.any((test[:, 0] > x0) & (test[:, 0] < x1) & (test[:, 1] > y0) & (test[:, 1] < y1))
 
 
-def test_loss_kind_is_checked_with_the_config_not_at_build_time(task):
+def test_loss_kind_and_lens_are_checked_with_the_config_not_at_build_time(task):
     from apptool.config import check_config
     from apptool.errors import ConfigError
 
     assert check_config(task, task.config("tiny", {"model": {"loss": "beta"}}))["model"]["loss"] == "beta"
     with pytest.raises(ConfigError, match="model.loss = 'l2': expected one of 'learned', 'beta'"):
         check_config(task, task.config("tiny", {"model": {"loss": "l2"}}))
+    with pytest.raises(ConfigError, match="data.hfov_deg = 0: expected the lens's horizontal field of view"):
+        check_config(task, task.config("tiny", {"data": {"hfov_deg": 0}}))
 
 
 def test_input_size_and_pixel_statistics_follow_the_images_and_the_weights(task):
