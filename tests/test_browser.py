@@ -1,6 +1,6 @@
 """End to end in a real browser: Debian's Chromium, headless, driven by Playwright, against the launched hub.
 
-Every installed task gets its ``tiny`` model trained once for the session, then
+Every installed task gets its ``tiny`` model (trained once for the run), then
 its tab is driven the way a user would: load an example, upload a file (image
 tasks), run the tab's button, read the result on the page, and upload a broken
 file to see a readable error.  The scaffold task's model is left missing, so
@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -58,29 +55,25 @@ def chromium_path() -> str:
 CHROMIUM = chromium_path()  # checked before any model is trained for these tests
 
 
-def _train(name: str, out: Path) -> str:
-    """Train the task's tiny model in a subprocess; '' on success, else the end of its output."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "apptool", "train", name, "--preset", "tiny", "--out", str(out), "--quiet"]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=TRAIN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return f"training {name} took more than {TRAIN_TIMEOUT} s"
-    return "" if done.returncode == 0 else (done.stdout + done.stderr)[-3000:]
-
-
 @pytest.fixture(scope="session")
-def tiny_bundles(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """Every installed task's tiny bundle, trained two at a time (one per core): (bundles folder, errors by task).
+def tiny_bundles(tmp_path_factory, shared_bundle) -> tuple[Path, dict[str, str]]:
+    """Every installed task's tiny bundle (``shared_bundle``: trained once per run) in one folder: (folder, errors by task).
 
-    ``APPTOOL_TEST_BUNDLES=DIR`` keeps them in DIR and trains only those missing there (for repeated local runs).
+    A task whose training fails fails its own tab's test, not the hub's.  ``APPTOOL_TEST_BUNDLES=DIR`` keeps
+    the bundles in DIR and trains only those missing there (for repeated local runs).
     """
     kept = os.environ.get("APPTOOL_TEST_BUNDLES")
     bundles = Path(kept) if kept else tmp_path_factory.mktemp("tiny-bundles")
-    missing = [name for name in INSTALLED if not (bundles / name / "config.json").exists()]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        errors = dict(zip(missing, pool.map(lambda name: _train(name, bundles / name), missing)))
-    return bundles, {name: errors.get(name, "") for name in INSTALLED}
+    errors = {}
+    for name in INSTALLED:
+        errors[name] = ""
+        if (bundles / name / "config.json").exists():
+            continue
+        try:
+            shutil.copytree(shared_bundle(get_plugins().task(name)), bundles / name)
+        except Exception as exc:  # any failure of one task's training, reported in that task's test
+            errors[name] = f"{type(exc).__name__}: {exc}"[-3000:]
+    return bundles, errors
 
 
 @pytest.fixture(scope="module")
