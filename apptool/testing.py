@@ -290,6 +290,27 @@ def load_items(path: str) -> list:
     return json.loads(Path(path).read_text())
 
 
+_TORCH_THREADS = pytest.StashKey[int]()  # torch's thread count at the start of the first test that saw torch
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_stay_as_configured(request):
+    """Put torch's thread count back after a test that changed it.
+
+    numba shares OpenMP with torch, so a numba search (dbn_hashing's index, aeon's DTW in gesture's
+    baseline) sets torch's thread count too; every later test in that worker would then train on more
+    threads than OMP_NUM_THREADS asks for, and on a busy machine spin more CPU than it gains.
+    """
+    stash = request.config.stash
+    torch = sys.modules.get("torch")
+    if torch is not None and _TORCH_THREADS not in stash:
+        stash[_TORCH_THREADS] = torch.get_num_threads()
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and _TORCH_THREADS in stash and torch.get_num_threads() != stash[_TORCH_THREADS]:
+        torch.set_num_threads(stash[_TORCH_THREADS])
+
+
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "conformance: apptool task conformance suite")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
