@@ -45,6 +45,12 @@ class ImageSet:
         return to_model_input(self.images)
 
 
+def light_background(images: np.ndarray) -> bool:
+    """True for dark ink on light paper (most scans): the pixel DBN then reads the images inverted, because its
+    Bernoulli visibles model the ink as the rare "on" state; a bundle keeps the answer of its training split."""
+    return bool(np.median(images) > 127)
+
+
 def to_model_input(images: np.ndarray) -> np.ndarray:
     """uint8 NHWC images → float32 NCHW in [0, 1] (the graph's input)."""
     return np.ascontiguousarray(images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)

@@ -41,9 +41,11 @@ class DBNHasher(nn.Module):
         backbone_size: int = 64,
         mean: tuple[float, ...] = LEGACY_MEAN,
         std: tuple[float, ...] = LEGACY_STD,
+        invert_pixels: bool = False,
     ):
         super().__init__()
         self.visible_kind, self.head_kind, self.code_noise = visible, head, float(code_noise)
+        self.invert_pixels = bool(invert_pixels)
         self.backbone_size = int(backbone_size)
         if encoder is not None:
             self.encoder = encoder  # the trainer's frozen/gradual modes look for this attribute
@@ -69,9 +71,10 @@ class DBNHasher(nn.Module):
         self.register_buffer("rbm_filters", torch.zeros(sizes[1], n_visible))
 
     def visible(self, image: torch.Tensor) -> torch.Tensor:
-        """The DBN's visible vector: flattened pixels in [0, 1], or standardised pooled backbone features."""
+        """The DBN's visible vector: flattened pixels in [0, 1] (ink bright), or standardised pooled backbone features."""
         if not hasattr(self, "encoder"):
-            return image.flatten(1)
+            pixels = image.flatten(1)
+            return 1.0 - pixels if self.invert_pixels else pixels
         x = F.interpolate(image, size=(self.backbone_size, self.backbone_size), mode="bilinear", align_corners=False)
         features = self.encoder((x - self.input_mean) / self.input_std)[-1].mean(dim=(2, 3))
         return (features - self.feature_mean) / self.feature_std
@@ -145,6 +148,7 @@ def build(config: dict[str, Any], input_shape: tuple[int, int, int], n_classes: 
         int(m.get("backbone_size", 64)),
         m.get("mean") or LEGACY_MEAN,
         m.get("std") or LEGACY_STD,
+        bool(config.get("invert_pixels", False)),
     )
 
 

@@ -97,7 +97,12 @@ class DbnHashingTask(Task):
             data_dir = Path(recorded)  # a bundle trained on a folder is evaluated on that folder unless told otherwise
         data = datasets.resolve_data(config["data"], data_dir)
         train, test = datasets.load_splits(data, int(config["seed"]), data_dir)
-        info = {"data": data, "classes": train.classes, "input_shape": [data["channels"], data["image_size"], data["image_size"]]}
+        info = {
+            "data": data,
+            "classes": train.classes,
+            "input_shape": [data["channels"], data["image_size"], data["image_size"]],
+            "invert_pixels": config.get("invert_pixels", datasets.light_background(train.images)),
+        }
         return Splits(train, test, info)
 
     def build_model(self, config: dict[str, Any]):
