@@ -290,7 +290,15 @@ def load_items(path: str) -> list:
     return json.loads(Path(path).read_text())
 
 
-_TORCH_THREADS = pytest.StashKey[int]()  # torch's thread count at the start of the first test that saw torch
+_TORCH_THREADS = pytest.StashKey[int]()  # the thread count torch is meant to run on in this session
+
+
+def _configured_torch_threads(stash, torch) -> int:
+    """OMP_NUM_THREADS when set (what torch reads at start-up), else torch's count when first seen."""
+    if _TORCH_THREADS not in stash:
+        asked = os.environ.get("OMP_NUM_THREADS", "")
+        stash[_TORCH_THREADS] = int(asked) if asked.isdigit() and int(asked) > 0 else torch.get_num_threads()
+    return stash[_TORCH_THREADS]
 
 
 @pytest.fixture(autouse=True)
@@ -298,17 +306,19 @@ def _torch_threads_stay_as_configured(request):
     """Put torch's thread count back after a test that changed it.
 
     numba shares OpenMP with torch, so a numba search (dbn_hashing's index, aeon's DTW in gesture's
-    baseline) sets torch's thread count too; every later test in that worker would then train on more
-    threads than OMP_NUM_THREADS asks for, and on a busy machine spin more CPU than it gains.
+    baseline) sets torch's thread count too, even before torch is imported; every later test in that
+    worker would then train on more threads than OMP_NUM_THREADS asks for, and on a busy machine spin
+    far more CPU than it gains (10x on image_classification's fine-tuning test).
     """
-    stash = request.config.stash
     torch = sys.modules.get("torch")
-    if torch is not None and _TORCH_THREADS not in stash:
-        stash[_TORCH_THREADS] = torch.get_num_threads()
+    if torch is not None:
+        _configured_torch_threads(request.config.stash, torch)
     yield
     torch = sys.modules.get("torch")
-    if torch is not None and _TORCH_THREADS in stash and torch.get_num_threads() != stash[_TORCH_THREADS]:
-        torch.set_num_threads(stash[_TORCH_THREADS])
+    if torch is not None:
+        wanted = _configured_torch_threads(request.config.stash, torch)
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
 
 
 def pytest_configure(config) -> None:
