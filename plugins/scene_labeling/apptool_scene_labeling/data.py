@@ -153,7 +153,8 @@ def read_mask_png(path: Path) -> np.ndarray:
             if img.width * img.height > MAX_PIXELS:  # refused before decoding: a small file can hold a huge mask
                 raise DataError(f"{path}: mask is {img.width}x{img.height} pixels, more than the limit of {MAX_PIXELS:,}")
             array = np.asarray(img)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        # Pillow reports a broken PNG chunk as ValueError (truncated IHDR) or SyntaxError (bad CRC)
         raise DataError(f"{path}: not a readable mask PNG ({exc})") from None
     if array.ndim == 3:
         if mode in ("RGB", "RGBA") and (array[..., :3] == array[..., :1]).all():
