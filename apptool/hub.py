@@ -291,6 +291,22 @@ def launch_options(host: str = "127.0.0.1", port: int | None = 7860) -> dict[str
     }
 
 
+def launch_blocks(blocks, attempts: int = 3, **options: Any) -> None:
+    """``blocks.launch`` without its thread lock, retried when gradio's own check of the new server timed out.
+
+    Gradio probes its local URL once with a 3 s timeout and, when the probe times out on a
+    busy machine, refuses to serve ("localhost is not accessible"): a false alarm worth a retry.
+    """
+    for attempt in range(attempts):
+        try:
+            blocks.launch(prevent_thread_lock=True, **options)
+            return
+        except ValueError as exc:
+            if "localhost is not accessible" not in str(exc) or attempt == attempts - 1:
+                raise
+            blocks.close(verbose=False)
+
+
 def serve(hub, trainer: BackgroundTrainer | None, **options: Any) -> None:
     """Start the background training, serve the hub until SIGINT or SIGTERM, then stop the server and the training.
 
@@ -304,7 +320,7 @@ def serve(hub, trainer: BackgroundTrainer | None, **options: Any) -> None:
     if trainer is not None:
         trainer.start()
     try:
-        hub.launch(prevent_thread_lock=True, **options)
+        launch_blocks(hub, **options)
         while hub.is_running and not stop.wait(0.1):
             pass
     finally:

@@ -238,9 +238,10 @@ class TaskConformance:
     # -- the demo ------------------------------------------------------------------
     def test_demo_tab_builds_and_answers(self, task, config, bundle, tmp_path):
         import gradio as gr
-        from gradio_client import Client, handle_file
+        from gradio_client import handle_file
 
         from apptool.demo_context import DemoContext
+        from apptool.hub import launch_blocks
         from apptool.runtime import Predictor
 
         ctx = DemoContext(Predictor(bundle, task=task), work_dir=tmp_path)
@@ -248,9 +249,9 @@ class TaskConformance:
             task.demo(ctx)
         blocks.queue()
         port = free_port()
-        blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        launch_blocks(blocks, server_name="127.0.0.1", server_port=port, quiet=True)
         try:
-            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            client = connect_client(f"http://127.0.0.1:{port}/")
             endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
             assert f"/{ctx.api_name()}" in endpoints
             if task.input_kind == "image":

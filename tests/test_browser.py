@@ -91,12 +91,12 @@ def background(tiny_bundles, scaffold_env):
 @pytest.fixture(scope="module")
 def hub_url(tiny_bundles, scaffold_task, background):
     """The hub over the tiny bundles; the scaffold task has none yet and trains in the background."""
-    from apptool.hub import build_hub, launch_options
+    from apptool.hub import build_hub, launch_blocks, launch_options
 
     bundles, _ = tiny_bundles
     hub = build_hub(bundles, tasks=[*INSTALLED, SCAFFOLD], trainer=background)
     port = free_port()
-    hub.launch(prevent_thread_lock=True, quiet=True, **launch_options("127.0.0.1", port))
+    launch_blocks(hub, quiet=True, **launch_options("127.0.0.1", port))
     background.start()
     yield f"http://127.0.0.1:{port}/"
     hub.close()

@@ -18,10 +18,10 @@ TASK = "digits_demo"
 
 
 def start(blocks, **options):
-    from apptool.hub import launch_options
+    from apptool.hub import launch_blocks, launch_options
 
     port = free_port()
-    blocks.launch(prevent_thread_lock=True, quiet=True, **{**launch_options("127.0.0.1", port), **options})
+    launch_blocks(blocks, quiet=True, **{**launch_options("127.0.0.1", port), **options})
     return f"http://127.0.0.1:{port}/"
 
 
@@ -437,3 +437,27 @@ def test_a_tab_on_a_tiny_model_has_its_endpoint_and_answers_with_the_upgrade_onc
         assert client.predict(handle_file(str(digit_png)), api_name=f"/{TASK}_predict")["label"].startswith("digit ")
     finally:
         hub.close()
+
+
+def test_launch_retries_only_gradios_false_alarm_about_localhost():
+    from apptool.hub import launch_blocks
+
+    class Blocks:
+        def __init__(self, errors):
+            self.errors, self.launched, self.closed = list(errors), 0, 0
+
+        def launch(self, **options):
+            self.launched += 1
+            if self.errors:
+                raise ValueError(self.errors.pop(0))
+
+        def close(self, verbose=True):
+            self.closed += 1
+
+    busy = Blocks(["When localhost is not accessible, a shareable link must be created."] * 2)
+    launch_blocks(busy, server_port=1)
+    assert (busy.launched, busy.closed) == (3, 2)
+    with pytest.raises(ValueError, match="port"):
+        launch_blocks(Blocks(["bad port"]))
+    with pytest.raises(ValueError, match="localhost"):
+        launch_blocks(Blocks(["localhost is not accessible"] * 3))
