@@ -3,10 +3,9 @@ never defaults to (other image sizes and aspect ratios, class lists and balances
 for ``foreign_data.py``: train with the default preset as a user would and print the model beside its baseline.
 
 ``TASKS`` has ``foreign_data.TASKS``'s form: task -> (renderer, [(label, model metric, baseline metric)],
-baseline name, what the split allows at best or None).  Run one from ``benchmarks/``::
+baseline name, what the split allows at best or None); ``foreign_data.py`` includes them::
 
-    python -c "import sys, foreign_data, foreign_tasks; foreign_data.TASKS.update(foreign_tasks.TASKS); \
-sys.argv = ['foreign_data.py', '--task', 'scene_labeling']; foreign_data.main()"
+    python benchmarks/foreign_data.py --task scene_labeling --seed 1
 """
 
 from __future__ import annotations
