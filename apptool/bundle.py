@@ -10,6 +10,7 @@ Loading reads only JSON, safetensors and ONNX: nothing is ever unpickled.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -205,13 +206,28 @@ def _check_format(config: dict[str, Any], path: Path) -> None:
         )
 
 
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    """Top-level package -> distributions; scanning every installed distribution costs ~0.2 CPU-s."""
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()
+
+
+def _distribution_of(top: str) -> str:
+    """The distribution that installs package ``top``, rescanning once for one installed since the last scan."""
+    if top not in _distributions():
+        _distributions.cache_clear()
+    return _distributions().get(top, [top])[0]
+
+
 def plugin_version(task) -> str:
     """The installed version of the distribution that provides ``task`` ("unknown" outside one)."""
-    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+    from importlib.metadata import PackageNotFoundError, version
 
     top = type(task).__module__.split(".")[0]
     try:
-        return version(packages_distributions().get(top, [top])[0])
+        return version(_distribution_of(top))
     except PackageNotFoundError:
         return "unknown"
 
