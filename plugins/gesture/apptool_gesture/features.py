@@ -17,8 +17,9 @@ the offline path, evaluation and the demo's finished drawings have.  With
 ``data.target_frames``, long recordings are then averaged over blocks of
 ``pool`` frames, a factor derived from the training split's median length
 (``pool_factor``), which bounds the cost of very long recordings; a live
-stream steps once per block.  It is off by default: averaging loses the sharp
-events some recordings are told apart by (ACSF1's power spikes).  Then every
+stream steps once per block.  It is off by default: averaging keeps smooth
+shapes (OSULeaf's outlines gained) but loses sharp events (ACSF1's power
+spikes).  Then every
 channel is standardised with the mean and standard deviation fitted on the
 training split, stored in the bundle config as ``input``.
 """
