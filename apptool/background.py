@@ -183,7 +183,7 @@ class BackgroundTrainer:
         """The first models (those ``train_first`` left), then the upgrades, in tab order, ``workers`` at a time."""
         for stage in (self.jobs.values(), self.upgrades.values()):
             with ThreadPoolExecutor(self.workers) as pool:
-                pool.map(self._train_queued, list(stage))
+                list(pool.map(self._train_queued, list(stage)))  # list: an unexpected error surfaces, not lost
 
     def _train_queued(self, job: Job) -> None:
         if self._stop.is_set() or job.state != QUEUED:  # stopping, or trained by train_first

@@ -101,7 +101,8 @@ class DbnHashingTask(Task):
             "data": data,
             "classes": train.classes,
             "input_shape": [data["channels"], data["image_size"], data["image_size"]],
-            "invert_pixels": config.get("invert_pixels", datasets.light_background(train.images)),
+            # a bundle keeps its training split's answer; only a new run looks at the images
+            "invert_pixels": config["invert_pixels"] if "invert_pixels" in config else datasets.light_background(train.images),
         }
         return Splits(train, test, info)
 

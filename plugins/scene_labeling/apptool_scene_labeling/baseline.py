@@ -92,16 +92,10 @@ def baseline_scores(
 ) -> dict[str, Any]:
     """``baseline_miou``, ``baseline_pixel_acc``, ``baseline_class_acc`` on ``test`` by the network's metric code."""
     reason = unavailable(train)
-    if reason is not None:
-        return {"baseline_miou": None, "baseline_pixel_acc": None, "baseline_class_acc": None, "baseline": reason}
-    forest = fit_pixel_classifier(train, long_side)
+    forest = fit_pixel_classifier(train, long_side) if reason is None else None
     if forest is None:
-        return {
-            "baseline_miou": None,
-            "baseline_pixel_acc": None,
-            "baseline_class_acc": None,
-            "baseline": "none: no labelled training pixel",
-        }
+        why = reason or "none: no labelled training pixel"
+        return {"baseline_miou": None, "baseline_pixel_acc": None, "baseline_class_acc": None, "baseline": why}
     matrix = np.zeros((len(classes), len(classes)), np.int64)
     for image, mask, _ in test:
         matrix += confusion(mask, label_image(forest, image, long_side), len(classes))
