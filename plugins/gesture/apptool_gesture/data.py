@@ -125,3 +125,10 @@ def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[Sequence
     augment = Augment(config["augment"], seed) if config.get("augment", {}).get("enabled") else None
     train_set = SequenceSet(train, train_y, classes, transform, augment=augment)
     return train_set, SequenceSet(test, test_y, classes, transform, reference=train_set), info
+
+
+def unaugmented(part) -> tuple[list[np.ndarray], np.ndarray]:
+    """Model inputs and labels of a training part (a SequenceSet, or the trainer's Subset of one) without augmentation."""
+    dataset, indices = (part.dataset, list(part.indices)) if hasattr(part, "indices") else (part, range(len(part)))
+    inputs = [dataset.transform(dataset.sequences[i]) if dataset.transform else dataset.sequences[i] for i in indices]
+    return inputs, np.array([dataset.labels[i] for i in indices], np.int64)

@@ -87,6 +87,7 @@ def fit_input_spec(
         "pool": pool,
         "raw_dims": int(train[0].shape[1]),
         "n_features": int(frames.shape[1]),
+        "median_frames": int(np.median([len(s) for s in raw])),
         "mean": [float(v) for v in frames.mean(0)],
         "std": [float(v) if v > 1e-6 else 1.0 for v in std],
         "fps": float(fps),

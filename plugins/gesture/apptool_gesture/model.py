@@ -38,6 +38,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from apptool.errors import ConfigError
+from apptool_gesture.rocket import MiniRocket
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -137,6 +138,8 @@ class GestureNet(nn.Module):
         pool: bool = False,
         fcn_channels: tuple[int, ...] = (),
         fcn_kernels: tuple[int, ...] = (),
+        rocket_features: int = 0,
+        rocket_length: int = 0,
     ):
         super().__init__()
         if cell not in CELLS:
@@ -157,6 +160,10 @@ class GestureNet(nn.Module):
         self.drop = nn.Dropout(dropout)
         recurrent = hidden * (2 if bidirectional else 1) * (2 if pool else 1)
         self.head = nn.Linear(recurrent + (self.fcn.out_channels if self.fcn else 0), n_classes)
+        self.rocket = MiniRocket(n_features, rocket_length, rocket_features) if rocket_features else None
+        if self.rocket is not None:  # fitted in closed form before training (Task.prepare), never by the optimizer
+            self.register_buffer("rocket_weight", torch.zeros(n_classes, self.rocket.num_features))
+            self.register_buffer("rocket_bias", torch.zeros(n_classes))
 
     @property
     def buffer_frames(self) -> int:
@@ -180,8 +187,21 @@ class GestureNet(nn.Module):
         """The recurrent readout: the final output, and with ``pool`` the mean of the outputs within each length."""
         return torch.cat([final, _mean_within(outputs, lengths)], 1) if self.pool else final
 
+    def mix(self, logits: torch.Tensor, proportions: torch.Tensor | None) -> torch.Tensor:
+        """The network's logits, or with the MiniRocket head the log of the mean of both heads' class probabilities."""
+        if self.rocket is None:
+            return logits
+        a = F.log_softmax(logits, 1)
+        b = F.log_softmax(F.linear(proportions, self.rocket_weight, self.rocket_bias), 1)
+        top = torch.maximum(a, b)  # log-sum-exp by hand: ONNX has no logaddexp
+        return top + torch.log((torch.exp(a - top) + torch.exp(b - top)) / 2)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits (B, C) of a padded batch: unidirectional as the offline graph runs; bidirectional packed (sorted by length)."""
+        """Logits (B, C) of a padded batch: both heads mixed (``mix``)."""
+        return self.mix(self.network_logits(x, lengths), self.rocket(x, lengths) if self.rocket is not None else None)
+
+    def network_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The trained head's logits: unidirectional as the offline graph runs; bidirectional packed (sorted by length)."""
         if not self.bidirectional:
             outputs = self.rnn(self.frontend(x))[0]
             return self.classify(x, lengths, self.readout(_at_last(outputs, lengths), outputs, lengths))
@@ -222,6 +242,7 @@ class OfflineGraph(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.net.bidirectional:
             return self.net(x, lengths)  # training already runs the unpacked graph
+        proportions = self.net.rocket(x, lengths) if self.net.rocket is not None else None
         h = self.net.frontend(x)
         for fwd, bwd in zip(self.forward_layers, self.backward_layers):
             ahead = fwd(h)[0]
@@ -229,7 +250,7 @@ class OfflineGraph(nn.Module):
             h = torch.cat([ahead, behind], 2)
         hidden = self.net.hidden
         final = torch.cat([_at_last(h[:, :, :hidden], lengths), h[:, 0, hidden:]], 1)
-        return self.net.classify(x, lengths, self.net.readout(final, h, lengths))
+        return self.net.mix(self.net.classify(x, lengths, self.net.readout(final, h, lengths)), proportions)
 
 
 class StepGraph(nn.Module):
@@ -269,4 +290,9 @@ class StepGraph(nn.Module):
                 features, new[f"fcn_buf{i}"] = block.step(features, state.get(f"fcn_buf{i}"))
             new["fcn_sum"] = state["fcn_sum"] + features
             final = torch.cat([final, new["fcn_sum"] / count], 1)
-        return (self.net.head(final), *(new[name] for name in self.names))
+        proportions = None
+        if self.net.rocket is not None:
+            proportions, new["rocket_buf"], new["rocket_counts"] = self.net.rocket.step(
+                x, state["rocket_buf"], state["rocket_counts"], count
+            )
+        return (self.net.mix(self.net.head(final), proportions), *(new[name] for name in self.names))

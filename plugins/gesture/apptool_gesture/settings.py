@@ -18,6 +18,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "pool": True,  # classify from the last output and the mean of all outputs (long recordings need it)
     "fcn_channels": [128, 256, 128],  # causal FCN branch beside the LSTM (LSTM-FCN, Wang et al.'s widths); [] disables it
     "fcn_kernels": [8, 5, 3],
+    "rocket_features": 10_000,  # MiniRocket head beside the network (rocket.py), fitted in closed form; 0 disables it
 }
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -65,6 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "dropout": 0.0,
             "fcn_channels": [8, 8],
             "fcn_kernels": [3, 3],
+            "rocket_features": 336,
         },
         "data": {"train_per_class": 8, "test_per_class": 3, "min_len": 12, "max_len": 30},
         "train": {"steps": 0, "epochs": 2, "batch_size": 16},
@@ -80,8 +82,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def model_options(config: dict[str, Any]) -> dict[str, Any]:
     """The config's model section over the defaults, so older or partial configs still read."""
-    before = {"pool": False, "fcn_channels": [], "fcn_kernels": []}  # what bundles from before pooling and the FCN mean
+    before = {"pool": False, "fcn_channels": [], "fcn_kernels": [], "rocket_features": 0}  # what older bundles mean
     return {**MODEL_DEFAULTS, **before, **config.get("model", {})}
+
+
+def rocket_length(config: dict[str, Any]) -> int:
+    """The series length MiniRocket's dilations are fitted to: the training split's median, else the generator's longest."""
+    return int(config.get("input", {}).get("median_frames") or config.get("data", DEFAULT_CONFIG["data"])["max_len"])
 
 
 def class_names(config: dict[str, Any]) -> list[str]:

@@ -13,7 +13,8 @@ import numpy as np
 
 from apptool.errors import InputError
 from apptool_gesture.features import input_spec
-from apptool_gesture.settings import model_options
+from apptool_gesture.rocket_plan import state_sizes
+from apptool_gesture.settings import model_options, rocket_length
 
 
 def streaming_available(config: dict[str, Any]) -> bool:
@@ -22,7 +23,8 @@ def streaming_available(config: dict[str, Any]) -> bool:
 
 def state_shapes(config: dict[str, Any], batch: int) -> dict[str, tuple[int, ...]]:
     """Shapes of the step graph's state, in its input order: the recurrent branch's conv buffer, h, c for LSTM,
-    the pooled sum, one input buffer per FCN block with a kernel over 1, the FCN's sum, and the frame count."""
+    the pooled sum, one input buffer per FCN block with a kernel over 1, the FCN's sum, MiniRocket's input buffer
+    and counts, and the frame count."""
     opts = model_options(config)
     n_features = input_spec(config)["n_features"]
     shapes: dict[str, tuple[int, ...]] = {}
@@ -39,7 +41,11 @@ def state_shapes(config: dict[str, Any], batch: int) -> dict[str, tuple[int, ...
             shapes[f"fcn_buf{i}"] = (batch, kernel - 1, width)
     if channels:
         shapes["fcn_sum"] = (batch, channels[-1])
-    if opts["pool"] or channels:
+    if opts["rocket_features"]:
+        frames, features = state_sizes(rocket_length(config), opts["rocket_features"])
+        shapes["rocket_buf"] = (batch, frames, n_features)
+        shapes["rocket_counts"] = (batch, features)
+    if opts["pool"] or channels or opts["rocket_features"]:
         shapes["count"] = (batch, 1)
     return shapes
 

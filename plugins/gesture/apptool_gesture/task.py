@@ -17,13 +17,13 @@ from apptool.plots import write_confusion_png
 from apptool.task import Graph, Splits, Task
 from apptool_gesture.baselines import baseline_accuracies
 from apptool_gesture.csvformat import read_csv_sequence
-from apptool_gesture.data import load_splits
+from apptool_gesture.data import load_splits, unaugmented
 from apptool_gesture.demo import build_demo
 from apptool_gesture.drawing import draw_sequence
 from apptool_gesture.features import input_spec, model_input, pad_batch, prepare, softmax
 from apptool_gesture.generator import GESTURES, KINDS, make_gesture
 from apptool_gesture.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1
-from apptool_gesture.settings import DEFAULT_CONFIG, PRESETS, class_names, model_options
+from apptool_gesture.settings import DEFAULT_CONFIG, PRESETS, class_names, model_options, rocket_length
 from apptool_gesture.streaming import state_shapes, stream, streaming_available
 from apptool_gesture.tsformat import read_ts
 
@@ -79,6 +79,8 @@ class GestureTask(Task):
             bool(opts["pool"]),
             [int(c) for c in opts["fcn_channels"]],
             [int(k) for k in opts["fcn_kernels"]],
+            int(opts["rocket_features"]),
+            rocket_length(config),
         )
 
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:
@@ -93,11 +95,19 @@ class GestureTask(Task):
         batch, lengths = pad_batch([s[0] for s in samples])
         return (torch.from_numpy(batch), torch.from_numpy(lengths), torch.tensor([s[1] for s in samples], dtype=torch.int64))
 
+    def prepare(self, model, train, val, config: dict[str, Any]) -> dict[str, Any] | None:
+        """The MiniRocket head, fitted in closed form on the whole, unaugmented training part before the network trains."""
+        if model.rocket is None:
+            return None
+        from apptool_gesture.rocket import fit_rocket_head
+
+        return {"minirocket": fit_rocket_head(model, *unaugmented(train))}
+
     def loss(self, model, batch):
         from torch.nn import functional as F
 
         x, lengths, labels = batch
-        return F.cross_entropy(model(x, lengths), labels)
+        return F.cross_entropy(model.network_logits(x, lengths), labels)
 
     def graphs(self, model, config: dict[str, Any]) -> list[Graph]:
         """``model`` (offline; dynamic batch and time) and, for a unidirectional network, ``step`` (streaming)."""

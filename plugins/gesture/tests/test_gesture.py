@@ -304,15 +304,20 @@ def test_one_nearest_neighbour_baselines_by_hand(monkeypatch):
 
 
 # -- model and graphs -----------------------------------------------------------------------
-def small_net(cell="lstm", bidirectional=False, conv=6, pool=True, fcn=((5, 7), (4, 3)), dropout=0.1):
-    """A GestureNet of 4 features and 3 classes built by the task from a bundle-like config, batch-norm statistics set."""
+def small_net(cell="lstm", bidirectional=False, conv=6, pool=True, fcn=((5, 7), (4, 3)), dropout=0.1, rocket=0):
+    """A GestureNet of 4 features and 3 classes built by the task from a bundle-like config, batch-norm statistics
+    and the MiniRocket head (``rocket`` features) set."""
     import torch
 
     torch.manual_seed(0)
     model = {"cell": cell, "hidden": 12, "layers": 2, "bidirectional": bidirectional, "dropout": dropout}
     model.update(conv_channels=conv, conv_kernel=3, pool=pool, fcn_channels=list(fcn[0]), fcn_kernels=list(fcn[1]))
-    config = {"input": {"n_features": 4, "raw_dims": 4}, "labels": ["a", "b", "c"], "model": model}
+    model.update(rocket_features=rocket)
+    config = {"input": {"n_features": 4, "raw_dims": 4, "median_frames": 9}, "labels": ["a", "b", "c"], "model": model}
     net = GestureTask().build_model(config)
+    if rocket:
+        net.rocket.fit([np.random.default_rng(0).standard_normal((9, 4)).astype(np.float32)])
+        torch.nn.init.normal_(net.rocket_weight)
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm1d):  # not the identity a fresh one is, so eval mode is tested
             module.running_mean.normal_()
@@ -335,24 +340,25 @@ def packed_forward(net, x, lengths):
 
 
 @pytest.mark.parametrize(
-    "cell, bidirectional, conv, pool, fcn",
+    "cell, bidirectional, conv, pool, fcn, rocket",
     [
-        ("lstm", False, 6, False, ((), ())),
-        ("gru", False, 0, True, ((), ())),
-        ("lstm", False, 6, True, ((), ())),
-        ("lstm", False, 6, True, ((5, 7), (4, 3))),
-        ("gru", False, 0, False, ((5, 6, 7), (3, 1, 2))),
-        ("lstm", True, 6, True, ((5, 7), (4, 3))),
-        ("gru", True, 0, False, ((), ())),
+        ("lstm", False, 6, False, ((), ()), 0),
+        ("gru", False, 0, True, ((), ()), 0),
+        ("lstm", False, 6, True, ((), ()), 0),
+        ("lstm", False, 6, True, ((5, 7), (4, 3)), 0),
+        ("gru", False, 0, False, ((5, 6, 7), (3, 1, 2)), 0),
+        ("lstm", False, 0, False, ((), ()), 168),
+        ("lstm", True, 6, True, ((5, 7), (4, 3)), 0),
+        ("gru", True, 0, False, ((), ()), 168),
     ],
 )
-def test_training_path_and_export_graphs_compute_what_packing_computes(cell, bidirectional, conv, pool, fcn):
-    """Training forward = offline graph = a packed run, and streaming frame by frame = offline, FCN branch included."""
+def test_training_path_and_export_graphs_compute_what_packing_computes(cell, bidirectional, conv, pool, fcn, rocket):
+    """Training forward = offline graph = a packed run, and streaming frame by frame = offline, FCN and MiniRocket included."""
     import torch
     from apptool_gesture.model import OfflineGraph, StepGraph
     from apptool_gesture.streaming import state_shapes
 
-    net, config = small_net(cell, bidirectional, conv, pool, fcn)
+    net, config = small_net(cell, bidirectional, conv, pool, fcn, rocket=rocket)
     net.eval()
     lengths = torch.tensor([11, 7, 2])
     x = torch.randn(3, 11, 4)
@@ -360,6 +366,9 @@ def test_training_path_and_export_graphs_compute_what_packing_computes(cell, bid
         x[i, n:] = 50.0  # whatever sits in the padding must not matter
     with torch.no_grad():
         packed = packed_forward(net, x, lengths)
+        if rocket:
+            network, packed = packed, net.mix(packed, net.rocket(x, lengths))
+            assert not torch.allclose(packed, net.mix(network, net.rocket(x, lengths - 1)))  # the head reads the series
         torch.testing.assert_close(net(x, lengths), packed, atol=1e-5, rtol=0)
         torch.testing.assert_close(OfflineGraph(net)(x, lengths), packed, atol=1e-5, rtol=0)
         shapes = state_shapes(config, 3)
