@@ -21,18 +21,17 @@ from apptool.task import Task
 
 
 def finish_bundle(
-    task: Task, model, config: dict[str, Any], out_dir: Path, test_set, training: dict[str, Any], prepared: dict | None = None
+    task: Task, model, config: dict[str, Any], out_dir: Path, test_set, training: dict[str, Any], stages: dict | None = None
 ) -> dict:
     """Export ONNX, evaluate it on ONNX Runtime over the test split, write metrics, card and config.
 
-    ``prepared`` is what ``Task.prepare`` returned; metrics.json keeps it under ``prepare``.
+    ``stages`` holds what ``Task.prepare`` and ``Task.calibrate`` returned, by metrics.json section.
     """
     config = {**config, "bundle_format": BUNDLE_FORMAT, "apptool_version": __version__, "plugin_version": plugin_version(task)}
     export = export_onnx(task, model, config, out_dir)
     runner = OnnxRunner(out_dir, task.name, config["graphs"], bundle_config=config)
     test = task.evaluate(runner, test_set, config, out_dir)
-    sections = {"prepare": prepared} if prepared is not None else {}
-    metrics = update_metrics(out_dir, test=test, export=export, training=training, provider=runner.provider, **sections)
+    metrics = update_metrics(out_dir, test=test, export=export, training=training, provider=runner.provider, **(stages or {}))
     atomic_write_bytes(Path(out_dir) / CARD, model_card(task, config, metrics, Path(out_dir)).encode())
     atomic_write_json(Path(out_dir) / CONFIG, config)
     (Path(out_dir) / CHECKPOINT).unlink(missing_ok=True)

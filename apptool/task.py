@@ -214,6 +214,17 @@ class Task(ABC):
         """
         return None  # most tasks fit from the weights build_model gives
 
+    def calibrate(self, model: "torch.nn.Module", train: Any, val: Any, config: dict[str, Any]) -> dict[str, Any] | None:
+        """A stage after training that needs held-out data (mixing weights, a temperature): ``prepare``'s counterpart.
+
+        The trainer calls it with the best weights restored, the model on the CPU in
+        eval mode, and the same ``train`` and ``val`` parts (``val`` None when it held
+        none out), on every rank; it runs on a resumed run too.  What it changes in
+        the model is exported; its JSON-ready result goes into metrics.json under
+        ``calibrate``.
+        """
+        return None
+
     @abstractmethod
     def loss(self, model: "torch.nn.Module", batch: Any) -> "torch.Tensor":
         """The training loss of one batch (also used for validation); ``model`` is always the bare model."""

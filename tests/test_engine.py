@@ -179,3 +179,26 @@ def test_skewed_classes_are_drawn_equally_often_and_balanced_ones_untouched():
     assert sum(drawn.values()) == len(part) and abs(drawn[0] - drawn[1]) <= 12
     assert balanced_sampler(_Labelled([0] * 12 + [1] * 8), torch.Generator()) is None
     assert balanced_sampler(_Labelled([0.5] * 20), torch.Generator()) is None
+
+
+def test_calibrate_runs_after_training_on_the_held_out_part_and_its_change_is_exported(scaffold_task, tmp_path, monkeypatch):
+    import json
+
+    from apptool.engine import train
+
+    seen = {}
+
+    def calibrate(model, train_part, val_part, config):
+        name, parameter = next(iter(model.named_parameters()))
+        seen.update(training=model.training, device=parameter.device.type, sizes=(len(train_part), len(val_part)))
+        parameter.data.fill_(0.25)  # what a calibration changes must reach the bundle
+        return {"changed": name}
+
+    monkeypatch.setattr(scaffold_task, "calibrate", calibrate)
+    config = scaffold_task.config("tiny", {"train": {"epochs": 1, "val_fraction": 0.25}})
+    train(scaffold_task, config, tmp_path, progress=False)
+    n = len(scaffold_task.load_data(config, None).train)
+    assert seen == {"training": False, "device": "cpu", "sizes": (n - n // 4, n // 4)}
+    changed = json.loads((tmp_path / "metrics.json").read_text())["calibrate"]["changed"]
+    weights, _ = load_state(tmp_path / "weights.safetensors")
+    assert (weights[changed] == 0.25).all()

@@ -67,7 +67,7 @@ def train(
                 "world_size": distributed.world_size(),
             }
             announce(progress, f"{task.name}: exporting ONNX and evaluating on {len(splits.test)} held-out samples")
-            finish_bundle(task, model, config, out_dir, splits.test, training, trainer.prepared)
+            finish_bundle(task, model, config, out_dir, splits.test, training, trainer.stage_results())
         distributed.barrier()  # ranks leave together: a rank tearing down gloo while rank 0 still writes can abort
     finally:
         distributed.teardown()

@@ -186,6 +186,7 @@ class Trainer:
         self.show_progress = progress and distributed.is_main()
         self.callbacks = Callbacks.for_run(config, self.out_dir)
         self.prepared: dict[str, Any] | None = None  # what Task.prepare returned (metrics.json's "prepare")
+        self.calibrated: dict[str, Any] | None = None  # what Task.calibrate returned (metrics.json's "calibrate")
 
     # -- building blocks -----------------------------------------------------
     def _loader(self, dataset: Dataset, shuffle: bool, epoch: int) -> DataLoader:
@@ -341,7 +342,15 @@ class Trainer:
         distributed.barrier()
         if best_state is not None:
             model.load_state_dict(best_state)
-        return model.cpu().eval(), progress["history"]
+        model.cpu().eval()
+        self.calibrated = jsonable(self.task.calibrate(model, train_part, val_part, self.config))
+        return model, progress["history"]
+
+    def stage_results(self) -> dict[str, dict]:
+        """What ``Task.prepare`` and ``Task.calibrate`` reported, by metrics.json section."""
+        return {
+            name: result for name, result in (("prepare", self.prepared), ("calibrate", self.calibrated)) if result is not None
+        }
 
     def _train_epoch(self, wrapped, model, optimizer, scaler, dataset, epoch, progress, total_steps, warmup, bars) -> float:
         wrapped.train()

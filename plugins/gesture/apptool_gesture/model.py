@@ -164,6 +164,8 @@ class GestureNet(nn.Module):
         if self.rocket is not None:  # fitted in closed form before training (Task.prepare), never by the optimizer
             self.register_buffer("rocket_weight", torch.zeros(n_classes, self.rocket.num_features))
             self.register_buffer("rocket_bias", torch.zeros(n_classes))
+            # log shares of (network, MiniRocket) in the mix; Task.calibrate sets them on the validation split
+            self.register_buffer("mix_log_shares", torch.log(torch.tensor([0.5, 0.5])))
 
     @property
     def buffer_frames(self) -> int:
@@ -187,14 +189,18 @@ class GestureNet(nn.Module):
         """The recurrent readout: the final output, and with ``pool`` the mean of the outputs within each length."""
         return torch.cat([final, _mean_within(outputs, lengths)], 1) if self.pool else final
 
+    def rocket_logits(self, proportions: torch.Tensor) -> torch.Tensor:
+        """The MiniRocket head's calibrated logits from its features."""
+        return F.linear(proportions, self.rocket_weight, self.rocket_bias)
+
     def mix(self, logits: torch.Tensor, proportions: torch.Tensor | None) -> torch.Tensor:
-        """The network's logits, or with the MiniRocket head the log of the mean of both heads' class probabilities."""
+        """The network's logits, or with the MiniRocket head the log of both heads' class probabilities mixed."""
         if self.rocket is None:
             return logits
-        a = F.log_softmax(logits, 1)
-        b = F.log_softmax(F.linear(proportions, self.rocket_weight, self.rocket_bias), 1)
+        a = F.log_softmax(logits, 1) + self.mix_log_shares[0]
+        b = F.log_softmax(self.rocket_logits(proportions), 1) + self.mix_log_shares[1]
         top = torch.maximum(a, b)  # log-sum-exp by hand: ONNX has no logaddexp
-        return top + torch.log((torch.exp(a - top) + torch.exp(b - top)) / 2)
+        return top + torch.log(torch.exp(a - top) + torch.exp(b - top))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) of a padded batch: both heads mixed (``mix``)."""

@@ -116,20 +116,52 @@ class MiniRocket(nn.Module):
         return self.proportions(counts, frames), window[:, 1:], counts
 
 
-def fit_rocket_head(model: nn.Module, sequences: list[np.ndarray], labels: np.ndarray) -> dict:
-    """Fit ``model``'s MiniRocket biases and ridge head on (T, F) model inputs in place; what was chosen, for metrics.json."""
+#: The MiniRocket head's share of the mix that ``fit_mix_shares`` tries on the validation split.
+SHARES = np.linspace(0.0, 1.0, 21)
+
+
+def apply_in_batches(function, sequences: list[np.ndarray], width: int) -> np.ndarray:
+    """(N, width) rows of ``function(batch, lengths)`` over (T, F) sequences, batched by like lengths so they pad little."""
     from apptool_gesture.features import pad_batch
 
-    rocket = model.rocket
-    rocket.fit(sequences)
-    order = np.argsort([len(s) for s in sequences], kind="stable")  # batches of like lengths pad little
-    features = np.zeros((len(sequences), rocket.num_features), np.float32)
+    order = np.argsort([len(s) for s in sequences], kind="stable")
+    rows = np.zeros((len(sequences), width), np.float32)
     with torch.no_grad():
         for start in range(0, len(order), 64):
             chosen = order[start : start + 64]
             batch, lengths = pad_batch([sequences[i] for i in chosen])
-            features[chosen] = rocket(torch.from_numpy(batch), torch.from_numpy(lengths)).numpy()
+            rows[chosen] = function(torch.from_numpy(batch), torch.from_numpy(lengths)).numpy()
+    return rows
+
+
+def fit_rocket_head(model: nn.Module, sequences: list[np.ndarray], labels: np.ndarray) -> dict:
+    """Fit ``model``'s MiniRocket biases and ridge head on (T, F) model inputs in place; what was chosen, for metrics.json."""
+    rocket = model.rocket
+    rocket.fit(sequences)
+    features = apply_in_batches(rocket, sequences, rocket.num_features)
     weight, bias, summary = fit_ridge(features, labels, model.rocket_weight.shape[0])
     model.rocket_weight.copy_(torch.from_numpy(weight))
     model.rocket_bias.copy_(torch.from_numpy(bias))
     return {"features": rocket.num_features, "dilations": rocket.dilations, **summary}
+
+
+def fit_mix_shares(model: nn.Module, sequences: list[np.ndarray], labels: np.ndarray) -> dict:
+    """Set the heads' shares of the mix to those of least log-loss on held-out (T, F) model inputs; the choice, for metrics.json.
+
+    Both heads are fitted without these sequences, so their held-out
+    probabilities say which head to trust on this data: on the built-in
+    generator the network, on a small real set often MiniRocket.
+    """
+    n_classes = model.rocket_weight.shape[0]
+    network = apply_in_batches(lambda x, n: torch.softmax(model.network_logits(x, n), 1), sequences, n_classes)
+    rocket = apply_in_batches(lambda x, n: torch.softmax(model.rocket_logits(model.rocket(x, n)), 1), sequences, n_classes)
+    picked = np.arange(len(labels)), labels
+    losses = [-np.mean(np.log((1 - s) * network[picked] + s * rocket[picked] + 1e-12)) for s in SHARES]
+    share = float(SHARES[int(np.argmin(losses))])
+    model.mix_log_shares.copy_(torch.log(torch.tensor([1 - share, share]).clamp_min(1e-6)))
+    mixed = (1 - share) * network + share * rocket
+    accuracy = {
+        name: float(np.mean(p.argmax(1) == labels))
+        for name, p in (("network", network), ("minirocket", rocket), ("mixed", mixed))
+    }
+    return {"minirocket_share": share, "val_samples": len(labels), "val_log_loss": float(min(losses)), "val_accuracy": accuracy}

@@ -103,6 +103,16 @@ class GestureTask(Task):
 
         return {"minirocket": fit_rocket_head(model, *unaugmented(train))}
 
+    def calibrate(self, model, train, val, config: dict[str, Any]) -> dict[str, Any] | None:
+        """The heads' shares of the mix, chosen on the unaugmented validation split; half each when none is held out."""
+        if model.rocket is None:
+            return None
+        if val is None:
+            return {"minirocket_share": 0.5, "chosen_by": "default: no validation split held out"}
+        from apptool_gesture.rocket import fit_mix_shares
+
+        return fit_mix_shares(model, *unaugmented(val))
+
     def loss(self, model, batch):
         from torch.nn import functional as F
 

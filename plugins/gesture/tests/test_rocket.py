@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from apptool_gesture.rocket import MiniRocket, fit_rocket_head, on_grid
+from apptool_gesture.rocket import MiniRocket, fit_mix_shares, fit_rocket_head, on_grid
 from apptool_gesture.rocket_plan import KERNELS, dilations_for, fit_ridge, state_sizes
 from apptool_gesture.task import GestureTask
 
@@ -101,19 +101,28 @@ def test_ridge_never_answers_a_class_its_training_part_lacks():
     assert set((features @ weight.T + bias).argmax(1)) <= {0, 2}
 
 
-def test_prepare_fits_the_head_and_the_output_mixes_both_heads():
-    """Before prepare the MiniRocket head is uniform; after it, it alone separates the classes the network has not learned."""
+def two_waves(seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """20 noisy sines of two frequencies (50 frames, 1 channel), alternating classes."""
+    t = np.linspace(0, 6, 50, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    seqs = [(np.sin(t * (1 + 4 * (i % 2))) + rng.normal(0, 0.1, 50)).astype(np.float32)[:, None] for i in range(20)]
+    return seqs, np.arange(20) % 2
+
+
+def untrained_net_with_head():
     config = {
         "input": {"n_features": 1, "raw_dims": 1, "median_frames": 50},
-        "labels": ["flat", "wave"],
+        "labels": ["slow", "fast"],
         "model": {"hidden": 4, "layers": 1, "conv_channels": 0, "fcn_channels": [], "rocket_features": 840},
     }
     torch.manual_seed(0)
-    net = GestureTask().build_model(config).eval()
-    t = np.linspace(0, 6, 50, dtype=np.float32)
-    rng = np.random.default_rng(0)
-    seqs = [(np.sin(t * (1 + 4 * (i % 2))) + rng.normal(0, 0.1, 50)).astype(np.float32)[:, None] for i in range(20)]
-    labels = np.arange(20) % 2
+    return GestureTask().build_model(config).eval()
+
+
+def test_prepare_fits_the_head_and_the_output_mixes_both_heads():
+    """Before prepare the MiniRocket head is uniform; after it, it alone separates the classes the network has not learned."""
+    net = untrained_net_with_head()
+    seqs, labels = two_waves(0)
     x, lengths = torch.from_numpy(np.stack(seqs)), torch.full((20,), 50)
     with torch.no_grad():
         network = torch.softmax(net.network_logits(x, lengths), 1)
@@ -122,3 +131,23 @@ def test_prepare_fits_the_head_and_the_output_mixes_both_heads():
         mixed = net(x, lengths)
     assert summary["features"] == 840 and summary["loo_accuracy"] == 1.0
     assert (mixed.argmax(1).numpy() == labels).all() and torch.isfinite(mixed).all()
+
+
+def test_calibration_shares_the_mix_by_each_heads_held_out_log_loss():
+    """A fitted head beside an untrained network takes most of the mix; the same head made to lie takes none of it."""
+    net = untrained_net_with_head()
+    fit_rocket_head(net, *two_waves(0))
+    held_out, labels = two_waves(1)
+    x, lengths = torch.from_numpy(np.stack(held_out)), torch.full((20,), 50)
+    trusted = fit_mix_shares(net, held_out, labels)
+    assert trusted["minirocket_share"] > 0.5 and trusted["val_accuracy"]["minirocket"] == 1.0
+    share = trusted["minirocket_share"]
+    with torch.no_grad():
+        network = torch.softmax(net.network_logits(x, lengths), 1)
+        rocket = torch.softmax(net.rocket_logits(net.rocket(x, lengths)), 1)
+        torch.testing.assert_close(torch.exp(net(x, lengths)), (1 - share) * network + share * rocket)
+        net.rocket_weight.neg_()
+        net.rocket_bias.neg_()
+    assert fit_mix_shares(net, held_out, labels)["minirocket_share"] == 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(torch.exp(net(x, lengths)), network, atol=1e-5, rtol=0)
