@@ -452,6 +452,9 @@ class SourceTask:
     def prepare(self, model, train, val, config: dict[str, Any]) -> None:
         return None  # the backbone starts from random weights
 
+    def calibrate(self, model, train, val, config: dict[str, Any]) -> None:
+        return None  # nothing to fit after training
+
     def loss(self, model, batch):
         import torch.nn.functional as F
 
