@@ -166,6 +166,7 @@ class PoseNetTask(Task):
             input_size(data, rendered_short_side(data))[1],  # the data's, once training has fixed it
         )
         model.loss_kind, model.beta = m["loss"], float(m["beta"])
+        model.log_vars.requires_grad_(m["loss"] == "learned")  # unused by the β loss: DDP must not wait for its gradient
         return model
 
     def load_data(self, config: dict[str, Any], data_dir: Path | None) -> Splits:

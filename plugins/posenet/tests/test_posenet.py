@@ -230,7 +230,7 @@ def test_loss_formulas():
 def test_model_outputs_unit_quaternions_and_trains_its_loss_weights(task):
     import torch
 
-    config = task.config("tiny")
+    config = task.config("tiny", {"model": {"loss": "learned"}})
     model = task.build_model(config)
     xyz, quat, feat = model(torch.randn(2, 3, 56, 56))
     assert xyz.shape == (2, 3) and feat.shape[0] == 2
@@ -241,6 +241,9 @@ def test_model_outputs_unit_quaternions_and_trains_its_loss_weights(task):
     batch = (torch.randn(2, 3, 56, 56), torch.tensor([[0.1, 0.2, 0.3, 1, 0, 0, 0]] * 2))
     task.loss(model, batch).backward()
     assert model.log_vars.grad is not None and torch.all(model.log_vars.grad != 0)
+    fixed = task.build_model(task.config("tiny", {"model": {"loss": "beta"}}))
+    task.loss(fixed, batch).backward()
+    assert not fixed.log_vars.requires_grad and fixed.log_vars.grad is None  # the β loss leaves them out, DDP included
 
 
 # -- end to end on the Cambridge layout ---------------------------------------------------
