@@ -65,6 +65,12 @@ def look_rotation(yaw: float, pitch: float, roll: float = 0.0) -> np.ndarray:
     return spin @ base
 
 
+def mean_rotation(quats: np.ndarray) -> np.ndarray:
+    """(..., K, 4) -> (..., 4): the normalised sum of K estimates of one rotation, each first signed like the first."""
+    signs = np.where((quats * quats[..., :1, :]).sum(axis=-1, keepdims=True) < 0, -1.0, 1.0)
+    return canonical((quats * signs).sum(axis=-2))
+
+
 def viewing_direction(q: np.ndarray) -> np.ndarray:
     """The camera's optical axis in world coordinates (third row of R)."""
     return quat_to_rot(q)[2]
@@ -76,6 +82,15 @@ def intrinsics(width: int, height: int, hfov_deg: float) -> np.ndarray:
     return np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
 
 
+def _turn(dx: float, dy: float, focal: float) -> np.ndarray:
+    """The axes of a camera turned to look through pixel (dx, dy), in the old camera's coordinates, as columns."""
+    yaw, pitch = np.arctan2(dx, focal), np.arctan2(dy, np.hypot(dx, focal))
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    turn = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+    tilt = np.array([[1.0, 0.0, 0.0], [0.0, cp, sp], [0.0, -sp, cp]])
+    return turn @ tilt
+
+
 def turned_towards(q: np.ndarray, dx: float, dy: float, focal: float) -> np.ndarray:
     """The (w, x, y, z) quaternion of a camera ``q`` turned to look through pixel (dx, dy) from its image centre.
 
@@ -83,9 +98,9 @@ def turned_towards(q: np.ndarray, dx: float, dy: float, focal: float) -> np.ndar
     camera turned by atan(dx / f) about its vertical axis and then tilted towards dy: the pose a
     moved training crop really shows.  ``focal`` is in the same pixels as ``dx`` and ``dy``.
     """
-    yaw, pitch = np.arctan2(dx, focal), np.arctan2(dy, np.hypot(dx, focal))
-    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
-    turn = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
-    tilt = np.array([[1.0, 0.0, 0.0], [0.0, cp, sp], [0.0, -sp, cp]])
-    axes = turn @ tilt  # the new camera's axes in the old camera's coordinates, as columns
-    return rot_to_quat(axes.T @ quat_to_rot(q))
+    return rot_to_quat(_turn(dx, dy, focal).T @ quat_to_rot(q))
+
+
+def turned_back(q: np.ndarray, dx: float, dy: float, focal: float) -> np.ndarray:
+    """The camera whose ``turned_towards(·, dx, dy, focal)`` is ``q``: a moved test crop's answer, undone."""
+    return rot_to_quat(_turn(dx, dy, focal) @ quat_to_rot(q))

@@ -1,10 +1,12 @@
 """Image preprocessing shared by training, evaluation and deployment (numpy and OpenCV only).
 
 As in PoseNet: the shorter side is resized to ``resize`` (256 in the paper),
-then a ``crop`` x ``crop`` window (224) is cut out, from the centre for
-testing and, for training, moved at random by at most ``crop_shift`` of its
-side (the paper's crops roam the whole image; a moved window is a turned camera,
-and the training label is turned with it, see ``geometry.turned_towards``).  Pixels are normalised with ImageNet
+then a ``crop`` x ``crop`` window (224) is cut out.  For training it is moved
+at random by at most ``crop_shift`` of its side (the paper's crops roam the
+whole image; a moved window is a turned camera, and the training label is
+turned with it, see ``geometry.turned_towards``).  For testing, ``test_crops``
+windows are spread along a wide frame's longer side, so that together they see
+all of it, and their answers are averaged (the paper's dense evaluation).  Pixels are normalised with ImageNet
 statistics, the convention of timm backbones, or with the statistics the
 encoder's weights were trained with, as the bundle records them.  Training crops also get a
 random exposure, contrast and colour cast (``jitter``), so that the network
@@ -53,6 +55,19 @@ def crop_corner(
         top += int(rng.integers(-min(top, reach), min(h - size - top, reach) + 1))
         left += int(rng.integers(-min(left, reach), min(w - size - left, reach) + 1))
     return top, left
+
+
+def spread_corners(shape: tuple[int, ...], size: int, count: int) -> list[tuple[int, int]]:
+    """(top, left) of ``count`` windows spread evenly along the image's longer side, centred across it.
+
+    A square window of a wide frame sees half of it; the windows together see all of it.
+    """
+    h, w = shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    if count == 1:
+        return [(top, left)]
+    spread = np.linspace(0, max(h, w) - size, count).round().astype(int)
+    return [(int(t), left) for t in spread] if h > w else [(top, int(x)) for x in spread]
 
 
 def crop(image: np.ndarray, size: int, rng: np.random.Generator | None = None, shift: float | None = None) -> np.ndarray:

@@ -19,10 +19,10 @@ from apptool.task import Graph, Splits, Task, run_in_batches
 from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file
 from apptool_posenet.data import input_size, load_splits, rendered_short_side
 from apptool_posenet.generator import render_sequence
-from apptool_posenet.geometry import canonical
+from apptool_posenet.geometry import intrinsics, mean_rotation, turned_back
 from apptool_posenet.mapview import draw_map, heading, to_map
 from apptool_posenet.metrics import nearest_neighbours, pose_metrics
-from apptool_posenet.preprocess import pixel_stats, prepare
+from apptool_posenet.preprocess import pixel_stats, resize_short, spread_corners, to_chw
 
 LOSSES = ("learned", "beta")
 BATCH = 32
@@ -33,16 +33,32 @@ TRUE = (30, 150, 60)
 
 
 def infer(runner, images: list[np.ndarray], config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Poses (N, 7) in world units and pooled encoder features (N, C) for RGB images, in batches."""
+    """Poses (N, 7) in world units and encoder features (N, C) for RGB images, in batches.
+
+    Each answer is the mean over ``data.test_crops`` windows spread across the image: their
+    positions and features averaged, their orientations turned back by the window's offset
+    (the turn the training labels were given) and averaged.
+    """
     data, stats = config["data"], config["pose_stats"]
-    pixels = pixel_stats(data)
+    pixels, size = pixel_stats(data), int(data["crop"])
+    count = int(data.get("test_crops", 1))  # bundles from before multi-window testing: the centre one
+    frames = [resize_short(image, int(data["resize"])) for image in images]
+    windows = [(i, corner) for i, frame in enumerate(frames) for corner in spread_corners(frame.shape, size, count)]
 
-    def feeds(batch: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        return {"image": np.stack([prepare(im, int(data["resize"]), int(data["crop"]), stats=pixels) for im in batch])}
+    def feeds(batch: Sequence[tuple[int, tuple[int, int]]]) -> dict[str, np.ndarray]:
+        return {"image": np.stack([to_chw(frames[i][t : t + size, x : x + size], pixels) for i, (t, x) in batch])}
 
-    out = run_in_batches(runner, "model", images, feeds, BATCH)
-    xyz = out["xyz"].astype(np.float64) * float(stats["scale"]) + np.asarray(stats["mean"])
-    return np.concatenate([xyz, canonical(out["quat"])], axis=1), out["feat"].astype(np.float32)
+    out = run_in_batches(runner, "model", windows, feeds, BATCH)
+    xyz = out["xyz"].astype(np.float64).reshape(len(frames), count, 3).mean(axis=1)
+    xyz = xyz * float(stats["scale"]) + np.asarray(stats["mean"])
+    quats = np.empty((len(windows), 4))
+    for k, (i, (top, left)) in enumerate(windows):
+        h, w = frames[i].shape[:2]
+        focal = intrinsics(w, h, float(data["hfov_deg"]))[0, 0]
+        quats[k] = turned_back(out["quat"][k].astype(np.float64), left + size / 2 - w / 2, top + size / 2 - h / 2, focal)
+    quat = mean_rotation(quats.reshape(len(frames), count, 4))
+    feat = out["feat"].astype(np.float32).reshape(len(frames), count, -1).mean(axis=1)
+    return np.concatenate([xyz, quat], axis=1), feat
 
 
 def trained_folder(config: dict[str, Any]) -> Path | None:
@@ -127,6 +143,7 @@ class PoseNetTask(Task):
                 "test_sequences": 32,
                 "frames_per_sequence": 12,
                 "color_jitter": 0.25,
+                "test_crops": 5,  # windows averaged per test image: across a 16:9 frame a centre one sees half of it
             },
             "train": {
                 "epochs": 30,
@@ -140,7 +157,7 @@ class PoseNetTask(Task):
         }
 
     def validate_config(self, config: dict[str, Any]) -> None:
-        """``model.loss`` names one of the two losses ``pose_loss`` knows; ``data.hfov_deg`` is a lens's field of view."""
+        """``model.loss`` names a loss ``pose_loss`` knows, ``data.hfov_deg`` a lens's field of view, ``data.test_crops`` a count."""
         loss = config["model"]["loss"]
         if loss not in LOSSES:
             raise ConfigError(f"model.loss = {loss!r}: expected one of {', '.join(map(repr, LOSSES))}")
@@ -149,6 +166,9 @@ class PoseNetTask(Task):
             raise ConfigError(
                 f"data.hfov_deg = {hfov!r}: expected the lens's horizontal field of view, {MIN_HFOV_DEG} to {MAX_HFOV_DEG} degrees"
             )
+        crops = config["data"]["test_crops"]
+        if isinstance(crops, bool) or not isinstance(crops, int) or crops < 1:
+            raise ConfigError(f"data.test_crops = {crops!r}: expected how many windows to average per test image, 1 or more")
 
     # -- torch side --------------------------------------------------------
     def build_model(self, config: dict[str, Any]):

@@ -10,9 +10,18 @@ import numpy as np
 import pytest
 from apptool_posenet.cambridge import read_pose_file
 from apptool_posenet.generator import STEP_M, render_sequence
-from apptool_posenet.geometry import canonical, intrinsics, look_rotation, quat_to_rot, rot_to_quat, turned_towards
+from apptool_posenet.geometry import (
+    canonical,
+    intrinsics,
+    look_rotation,
+    mean_rotation,
+    quat_to_rot,
+    rot_to_quat,
+    turned_back,
+    turned_towards,
+)
 from apptool_posenet.metrics import nearest_neighbours, pose_metrics, position_errors, rotation_errors_deg
-from apptool_posenet.preprocess import crop, prepare, resize_short
+from apptool_posenet.preprocess import crop, prepare, resize_short, spread_corners
 from apptool_posenet.scene import WALK_AREA, Camera, Quad, pyramid, render
 
 from apptool.errors import DataError
@@ -107,6 +116,45 @@ def test_moved_training_crops_carry_the_turned_label_and_test_crops_the_true_one
     assert 3.0 < turned_by(train_set).max() <= 11.5 and turned_by(test_set).max() < 1e-4
     train_set.turn_crops = False
     assert turned_by(train_set).max() < 1e-4
+
+
+def test_turned_back_undoes_a_turn_and_the_mean_rotation_ignores_signs():
+    rng = np.random.default_rng(1)
+    for q in rng.normal(size=(10, 4)):
+        dx, dy = rng.uniform(-40, 40, size=2)
+        assert np.allclose(turned_back(turned_towards(q, dx, dy, 70.0), dx, dy, 70.0), canonical(q), atol=1e-9)
+    q = canonical(rng.normal(size=4))
+    estimates = np.stack([q, -q, q * 1.0])  # one rotation, either sign
+    assert np.allclose(mean_rotation(estimates[None]), q[None], atol=1e-12)
+
+
+def test_test_windows_spread_along_the_longer_side():
+    assert spread_corners((64, 114), 56, 5) == [(4, 0), (4, 14), (4, 29), (4, 44), (4, 58)]
+    assert spread_corners((114, 64), 56, 3) == [(0, 4), (29, 4), (58, 4)]
+    assert spread_corners((64, 114), 56, 1) == [(4, 29)]  # the centre, as the paper tests
+
+
+def test_an_answer_averages_its_windows_and_turns_each_back():
+    """A runner that answers each window of a 114x64 frame with its left edge as x, turned towards its centre."""
+    from apptool_posenet.task import infer
+
+    truth = canonical(np.array([0.9, 0.1, -0.3, 0.2]))
+    data = {"resize": 64, "crop": 56, "hfov_deg": 60.0, "test_crops": 5, "mean": [0.0] * 3, "std": [1 / 255] * 3}
+    focal = intrinsics(114, 64, 60.0)[0, 0]
+
+    class Runner:
+        def run(self, graph, feeds):
+            left = feeds["image"][:, 0, 0, 0]  # the ramp image: a pixel's value is its column
+            xyz = np.stack([left, np.zeros_like(left), np.ones_like(left)], axis=1)
+            quat = np.stack([turned_towards(truth, x + 28 - 57, 0.0, focal) for x in left])
+            return {"xyz": xyz, "quat": quat, "feat": left[:, None] * np.ones((1, 4))}
+
+    ramp = np.broadcast_to(np.arange(114, dtype=np.uint8)[None, :, None], (64, 114, 3)).copy()
+    poses, feats = infer(Runner(), [ramp], {"data": data, "pose_stats": {"mean": [1.0, 2.0, 3.0], "scale": 2.0}})
+    assert np.allclose(poses[0, :3], [1 + 2 * 29, 2, 3 + 2]) and np.allclose(feats, 29)  # lefts 0, 14, 29, 44, 58
+    assert np.allclose(poses[0, 3:], truth, atol=1e-6)
+    _, centre = infer(Runner(), [ramp], {"data": {**data, "test_crops": 1}, "pose_stats": {"mean": [0.0] * 3, "scale": 1.0}})
+    assert np.allclose(centre, 29)
 
 
 def test_preprocess_resizes_the_shorter_side_then_crops():
@@ -328,7 +376,7 @@ def test_courtyard_test_walks_retrace_the_training_route_both_ways():
     assert not np.any((test[:, 0] > x0) & (test[:, 0] < x1) & (test[:, 1] > y0) & (test[:, 1] < y1))
 
 
-def test_loss_kind_and_lens_are_checked_with_the_config_not_at_build_time(task):
+def test_loss_kind_lens_and_test_crops_are_checked_with_the_config_not_at_build_time(task):
     from apptool.config import check_config
     from apptool.errors import ConfigError
 
@@ -337,6 +385,8 @@ def test_loss_kind_and_lens_are_checked_with_the_config_not_at_build_time(task):
         check_config(task, task.config("tiny", {"model": {"loss": "l2"}}))
     with pytest.raises(ConfigError, match="data.hfov_deg = 0: expected the lens's horizontal field of view"):
         check_config(task, task.config("tiny", {"data": {"hfov_deg": 0}}))
+    with pytest.raises(ConfigError, match="data.test_crops = 0: expected how many windows to average"):
+        check_config(task, task.config("tiny", {"data": {"test_crops": 0}}))
 
 
 def test_input_size_and_pixel_statistics_follow_the_images_and_the_weights(task):
