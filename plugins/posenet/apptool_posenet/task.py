@@ -36,8 +36,8 @@ def infer(runner, images: list[np.ndarray], config: dict[str, Any]) -> tuple[np.
     """Poses (N, 7) in world units and encoder features (N, C) for RGB images, in batches.
 
     Each answer is the mean over ``data.test_crops`` windows spread across the image: their
-    positions and features averaged, their orientations turned back by the window's offset
-    (the turn the training labels were given) and averaged.
+    positions and features averaged, their orientations averaged after turning each back by
+    its window's offset when the training labels were turned with their crops.
     """
     data, stats = config["data"], config["pose_stats"]
     pixels, size = pixel_stats(data), int(data["crop"])
@@ -51,11 +51,11 @@ def infer(runner, images: list[np.ndarray], config: dict[str, Any]) -> tuple[np.
     out = run_in_batches(runner, "model", windows, feeds, BATCH)
     xyz = out["xyz"].astype(np.float64).reshape(len(frames), count, 3).mean(axis=1)
     xyz = xyz * float(stats["scale"]) + np.asarray(stats["mean"])
-    quats = np.empty((len(windows), 4))
-    for k, (i, (top, left)) in enumerate(windows):
+    quats = out["quat"].astype(np.float64)
+    for k, (i, (top, left)) in enumerate(windows if data.get("turn_crops") else []):
         h, w = frames[i].shape[:2]
         focal = intrinsics(w, h, float(data["hfov_deg"]))[0, 0]
-        quats[k] = turned_back(out["quat"][k].astype(np.float64), left + size / 2 - w / 2, top + size / 2 - h / 2, focal)
+        quats[k] = turned_back(quats[k], left + size / 2 - w / 2, top + size / 2 - h / 2, focal)
     quat = mean_rotation(quats.reshape(len(frames), count, 4))
     feat = out["feat"].astype(np.float32).reshape(len(frames), count, -1).mean(axis=1)
     return np.concatenate([xyz, quat], axis=1), feat

@@ -139,7 +139,15 @@ def test_an_answer_averages_its_windows_and_turns_each_back():
     from apptool_posenet.task import infer
 
     truth = canonical(np.array([0.9, 0.1, -0.3, 0.2]))
-    data = {"resize": 64, "crop": 56, "hfov_deg": 60.0, "test_crops": 5, "mean": [0.0] * 3, "std": [1 / 255] * 3}
+    data = {
+        "resize": 64,
+        "crop": 56,
+        "hfov_deg": 60.0,
+        "test_crops": 5,
+        "turn_crops": True,
+        "mean": [0.0] * 3,
+        "std": [1 / 255] * 3,
+    }
     focal = intrinsics(114, 64, 60.0)[0, 0]
 
     class Runner:
@@ -153,6 +161,11 @@ def test_an_answer_averages_its_windows_and_turns_each_back():
     poses, feats = infer(Runner(), [ramp], {"data": data, "pose_stats": {"mean": [1.0, 2.0, 3.0], "scale": 2.0}})
     assert np.allclose(poses[0, :3], [1 + 2 * 29, 2, 3 + 2]) and np.allclose(feats, 29)  # lefts 0, 14, 29, 44, 58
     assert np.allclose(poses[0, 3:], truth, atol=1e-6)
+    unturned, _ = infer(
+        Runner(), [ramp], {"data": {**data, "turn_crops": False}, "pose_stats": {"mean": [0.0] * 3, "scale": 1.0}}
+    )
+    raw = np.stack([turned_towards(truth, x + 28 - 57, 0.0, focal) for x in (0, 14, 29, 44, 58)])
+    assert np.allclose(unturned[0, 3:], mean_rotation(raw), atol=1e-9)  # labels never turned: nor are the answers
     _, centre = infer(Runner(), [ramp], {"data": {**data, "test_crops": 1}, "pose_stats": {"mean": [0.0] * 3, "scale": 1.0}})
     assert np.allclose(centre, 29)
 
