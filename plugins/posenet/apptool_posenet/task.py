@@ -166,8 +166,8 @@ class PoseNetTask(Task):
             raise ConfigError(
                 f"data.hfov_deg = {hfov!r}: expected the lens's horizontal field of view, {MIN_HFOV_DEG} to {MAX_HFOV_DEG} degrees"
             )
-        crops = config["data"]["test_crops"]
-        if isinstance(crops, bool) or not isinstance(crops, int) or crops < 1:
+        crops = config["data"]["test_crops"]  # the schema has already refused what is not an integer
+        if crops < 1:
             raise ConfigError(f"data.test_crops = {crops!r}: expected how many windows to average per test image, 1 or more")
 
     # -- torch side --------------------------------------------------------
