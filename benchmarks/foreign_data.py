@@ -9,6 +9,7 @@ Run from the repository root (2 CPU cores: the quick preset takes minutes, ``ful
 
     python benchmarks/foreign_data.py                       # posenet, default preset (quick), seed 0
     python benchmarks/foreign_data.py --preset full --seed 1
+    python benchmarks/foreign_data.py --small                # a tenth of the training data: budgets must follow it
     python benchmarks/foreign_data.py --task scene_labeling # captioning, steering, dbn_hashing: foreign_tasks.py
 """
 
@@ -25,14 +26,15 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from foreign_tasks import SMALL as FOREIGN_IMAGE_SMALL
 from foreign_tasks import TASKS as FOREIGN_IMAGE_TASKS
 
 
-def render_posenet(folder: Path, seed: int) -> str:
+def render_posenet(folder: Path, seed: int, **walks: int) -> str:
     """A courtyard the built-in scene is not: its size, facades, paving, 16:9 frames, a 50 degree lens, dusk, long walks."""
     from apptool_posenet.courtyard import CourtyardSettings, write_courtyard
 
-    settings = CourtyardSettings(seed=seed)
+    settings = CourtyardSettings(seed=seed, **walks)
     write_courtyard(folder, settings)
     frames = settings.frames_per_walk
     return (
@@ -78,6 +80,9 @@ TASKS = {
     **FOREIGN_IMAGE_TASKS,
 }
 
+#: ``--small``: the renderer's arguments for a small training set (two walks, one each way round, for PoseNet).
+SMALL = {"posenet": {"train_walks": 2}, **FOREIGN_IMAGE_SMALL}
+
 
 def children_cpu_seconds() -> float:
     """User + system CPU time of finished child processes: a cost a busy machine does not inflate."""
@@ -99,19 +104,21 @@ def main() -> None:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--seed", type=int, default=0, help="seed of the rendered data (training keeps its own default)")
     parser.add_argument("--work", type=Path, help="keep the data and bundle here (default: a temporary folder)")
+    parser.add_argument("--small", action="store_true", help="a training set a tenth of the usual size or less (SMALL)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override for the ablations")
     args = parser.parse_args()
     render, pairs, baseline, floor = TASKS[args.task]
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
         variant = zlib.crc32(" ".join(args.overrides).encode())  # ablations of one preset get bundles of their own
-        data = work / f"{args.task}-data-{args.seed}"
-        bundle = work / f"{args.task}-{args.preset}-{args.seed}-{variant:08x}"
+        name = f"{args.task}-small" if args.small else args.task
+        data = work / f"{name}-data-{args.seed}"
+        bundle = work / f"{name}-{args.preset}-{args.seed}-{variant:08x}"
         started = time.perf_counter()
         if (data / ".rendered").is_file():
             described = (data / ".rendered").read_text()
         else:
-            described = render(data, args.seed)
+            described = render(data, args.seed, **(SMALL[args.task] if args.small else {}))
             (data / ".rendered").write_text(described)
         rendered = time.perf_counter() - started
         started, cpu = time.perf_counter(), children_cpu_seconds()

@@ -139,8 +139,9 @@ def render_steering(folder: Path, seed: int, train_tracks: int = 6, test_tracks:
 DIGIT_COUNTS = (120, 25, 90, 40, 110, 30, 70, 50, 100, 35)
 
 
-def render_dbn_hashing(folder: Path, seed: int, per_class_test: int = 12) -> str:
+def render_dbn_hashing(folder: Path, seed: int, per_class_test: int = 12, database_share: float = 1.0) -> str:
     """The real 8x8 digits as 28-px scans: dark ink on textured paper, tilted and shifted, skewed class counts."""
+    counts = [max(2, int(round(n * database_share))) for n in DIGIT_COUNTS]
     from apptool_dbn_hashing.data import digit_images
 
     images, labels = digit_images()
@@ -148,7 +149,7 @@ def render_dbn_hashing(folder: Path, seed: int, per_class_test: int = 12) -> str
     order = rng.permutation(len(labels))
     for digit in range(10):
         mine = order[labels[order] == digit]
-        picks = {"test": mine[:per_class_test], "train": mine[per_class_test : per_class_test + DIGIT_COUNTS[digit]]}
+        picks = {"test": mine[:per_class_test], "train": mine[per_class_test : per_class_test + counts[digit]]}
         for split, indices in picks.items():
             for index in indices:
                 ink = cv2.resize(images[index, :, :, 0], (28, 28), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
@@ -160,10 +161,19 @@ def render_dbn_hashing(folder: Path, seed: int, per_class_test: int = 12) -> str
                 (folder / split / str(digit)).mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(folder / split / str(digit) / f"{index:04d}.png"), scan)
     return (
-        f"digits seed {seed}: {sum(DIGIT_COUNTS)} database images ({min(DIGIT_COUNTS)}-{max(DIGIT_COUNTS)} per class) / "
+        f"digits seed {seed}: {sum(counts)} database images ({min(counts)}-{max(counts)} per class) / "
         f"{10 * per_class_test} queries, 28-px dark-on-paper scans, tilted and shifted"
     )
 
+
+#: ``foreign_data.py --small``: each renderer's arguments for a training set a tenth of the usual size or less,
+#: which a budget written in epochs would leave untrained.
+SMALL = {
+    "scene_labeling": {"n_train": 36},
+    "captioning": {"n_train": 150},
+    "steering": {"train_tracks": 2, "frames": 60},
+    "dbn_hashing": {"database_share": 0.1},
+}
 
 TASKS = {
     "scene_labeling": (

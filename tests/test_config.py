@@ -114,3 +114,15 @@ def test_every_installed_task_accepts_its_own_presets():
     for name, task in get_plugins().tasks.items():
         for preset in task.presets:
             assert check_config(task, task.config(preset))["task"] == name, preset
+
+
+def test_every_built_in_training_preset_states_a_step_budget():
+    """Epochs mean nothing on a user's 50 samples: quick and full must train as many steps there as on the generator."""
+    from apptool.plugins import get_plugins
+
+    for name, task in get_plugins().tasks.items():
+        if not task.__module__.startswith("apptool_") or name == "digits_demo":
+            continue
+        for preset in ("quick", "full"):
+            train = task.config(preset)["train"]
+            assert not train.get("fit", True) or train["steps"] > 0, (name, preset)

@@ -49,13 +49,13 @@ class CaptioningTask(Task):
         "tiny": {
             "model": {"embed_dim": 32, "hidden_dim": 64},
             "data": {"train_size": 96, "test_size": 24},
-            "train": {"epochs": 2, "batch_size": 16},
+            "train": {"steps": 0, "epochs": 2, "batch_size": 16},
         },
         "quick": {},
         "full": {
             "model": {"embed_dim": 128, "hidden_dim": 256},
             "data": {"train_size": 10000, "test_size": 1000},
-            "train": {"epochs": 25},
+            "train": {"steps": 7425, "epochs": 25},  # 25 epochs of 10,000 images
         },
     }
 
@@ -76,6 +76,7 @@ class CaptioningTask(Task):
             },
             "decode": {"beam_size": 3, "n_best": 3, "max_len": 20, "length_penalty": 0.0},
             "train": {
+                "steps": 1080,  # optimizer steps, whatever the data: 12 epochs of the generator's 3,000 images
                 "epochs": 12,
                 "batch_size": 32,
                 "lr": 3e-3,

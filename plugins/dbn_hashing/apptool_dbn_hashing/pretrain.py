@@ -8,15 +8,18 @@ too (their free energy is logged).
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
 import numpy as np
 import torch
 
+from apptool.engine.trainer import epochs_for_budget
 from apptool_dbn_hashing.data import to_model_input
 from apptool_dbn_hashing.model import DBNHasher
 from apptool_dbn_hashing.rbm import train_stack
+from apptool_dbn_hashing.settings import RBM_DEFAULTS
 
 
 @torch.no_grad()
@@ -51,12 +54,18 @@ def pretrain(model: DBNHasher, train: Any, val: Any, config: dict[str, Any], pro
         return None
     started = time.perf_counter()
     sizes = [*config["model"]["hidden"], int(config["model"]["bits"])]
+    opts = {**RBM_DEFAULTS, **config["model"]["rbm"]}
+    batches = len(fit_v) // max(1, min(int(opts["batch_size"]), len(fit_v)))  # train_rbm's full batches per epoch
+    epochs, budget = epochs_for_budget(opts, batches)
+    if progress:
+        print(f"RBM stack: {budget}", file=sys.stderr)
     rbms, layers = train_stack(
-        fit_v, sizes, model.visible_kind, config["model"]["rbm"], int(config["seed"]), val_v if len(val_v) else None, progress
+        fit_v, sizes, model.visible_kind, {**opts, "epochs": epochs}, int(config["seed"]), val_v if len(val_v) else None, progress
     )
     model.load_rbms(rbms)
     return {
         "seconds": round(time.perf_counter() - started, 2),
+        "budget": budget,
         "train_images": len(fit_images),
         "held_out_images": len(val_images),
         "layers": layers,

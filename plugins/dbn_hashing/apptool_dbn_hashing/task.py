@@ -47,9 +47,12 @@ class DbnHashingTask(Task):
     input_kind = "image"
     input_suffixes = frozenset(IMAGE_SUFFIXES)
     presets = {
-        "tiny": {"model": {"hidden": [32], "bits": 16, "rbm": {"epochs": 2}}, "train": {"epochs": 2}},
+        "tiny": {"model": {"hidden": [32], "bits": 16, "rbm": {"steps": 0, "epochs": 2}}, "train": {"steps": 0, "epochs": 2}},
         "quick": {},
-        "full": {"model": {"hidden": [512, 256], "rbm": {"epochs": 50}}, "train": {"epochs": 60, "lr": 5e-4}},
+        "full": {
+            "model": {"hidden": [512, 256], "rbm": {"steps": 2000, "epochs": 50}},
+            "train": {"steps": 1260, "epochs": 60, "lr": 5e-4},
+        },
     }
 
     def default_config(self) -> dict[str, Any]:
@@ -71,6 +74,7 @@ class DbnHashingTask(Task):
             },
             "data": {"source": "digits", "image_size": None, "channels": None, "test_fraction": 0.2, "per_class": 300},
             "train": {
+                "steps": 840,  # optimizer steps, whatever the data: 40 epochs of the 1,437 digits
                 "epochs": 40,
                 "batch_size": 64,
                 "optimizer": "adamw",
@@ -83,9 +87,15 @@ class DbnHashingTask(Task):
         }
 
     def config(self, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
-        """As the base class; with ``model.features=backbone``, the encoder's input mean/std fill ``model.mean``/``std``."""
+        """As the base class; with ``model.features=backbone``, the encoder's input mean/std fill ``model.mean``/``std``.
+
+        RBM epochs the user states win over the preset's update budget, as training epochs do.
+        """
         config = super().config(preset, overrides)
         model = config["model"]
+        stated = ((overrides or {}).get("model") or {}).get("rbm")
+        if isinstance(stated, dict) and "epochs" in stated and "steps" not in stated:
+            model["rbm"]["steps"] = 0
         if model["features"] == "backbone":
             fill_normalization(model, model["backbone"], model.get("pretrained"))
         return config

@@ -432,3 +432,20 @@ def test_imagenet_features_store_their_normalisation_and_the_onnx_graph_applies_
     with torch.no_grad():
         assert np.abs(model.visible(torch.from_numpy(images)).numpy() - features).max() <= 1e-4
         assert np.abs(legacy.eval().visible(torch.from_numpy(images)).numpy() - features).max() > 1e-2  # old bundles: 0.5/0.25
+
+
+def test_the_rbm_budget_is_in_updates_for_the_data_at_hand_and_stated_epochs_win():
+    from types import SimpleNamespace
+
+    from apptool_dbn_hashing.pretrain import pretrain
+
+    from apptool.plugins import get_plugins
+
+    task = get_plugins().task("dbn_hashing")
+    config = task.config("tiny", {"model": {"rbm": {"steps": 12, "batch_size": 8}}})
+    images = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+    log = pretrain(task.build_model(config), SimpleNamespace(images=images), None, config, progress=False)
+    assert log["budget"] == "budget 12 steps / 5 steps per epoch -> 3 epochs"
+    assert [len(layer["epochs"]) for layer in log["layers"]] == [3, 3]
+    assert task.config("quick")["model"]["rbm"]["steps"] > 0
+    assert task.config("quick", {"model": {"rbm": {"epochs": 3}}})["model"]["rbm"]["steps"] == 0

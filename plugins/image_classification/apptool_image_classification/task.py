@@ -74,10 +74,13 @@ class ImageClassificationTask(Task):
     presets = {
         "tiny": {
             "data": {"per_class_train": 6, "per_class_test": 3, "image_size": 64, "size": 64},
-            "train": {"epochs": 1, "batch_size": 16},
+            "train": {"steps": 0, "epochs": 1, "batch_size": 16},
         },
         "quick": {},
-        "full": {"data": {"per_class_train": 200, "per_class_test": 50, "image_size": 160, "size": 160}, "train": {"epochs": 12}},
+        "full": {
+            "data": {"per_class_train": 200, "per_class_test": 50, "image_size": 160, "size": 160},
+            "train": {"steps": 540, "epochs": 12},
+        },
         "imagenet": {"model": {"head": "imagenet"}, "data": {"size": 224}, "train": {"fit": False}},
     }
 
@@ -93,7 +96,7 @@ class ImageClassificationTask(Task):
                 "per_class_test": 20,
                 "image_size": 96,
             },
-            "train": {"epochs": 5, "batch_size": 32, "lr": 2e-3, "backbone_lr_mult": 0.5, "weight_decay": 1e-4},
+            "train": {"steps": 45, "epochs": 5, "batch_size": 32, "lr": 2e-3, "backbone_lr_mult": 0.5, "weight_decay": 1e-4},
         }
 
     # -- torch side ----------------------------------------------------------------

@@ -101,7 +101,7 @@ class PoseNetTask(Task):
                 "test_sequences": 1,
                 "frames_per_sequence": 10,
             },
-            "train": {"epochs": 2, "batch_size": 8},
+            "train": {"steps": 0, "epochs": 2, "batch_size": 8},
         },
         "quick": {  # small images, many walks: diversity of viewpoints buys more than pixels on two CPU cores
             "model": {"hidden": 256},
@@ -112,7 +112,7 @@ class PoseNetTask(Task):
                 "test_sequences": 16,
                 "frames_per_sequence": 12,
             },
-            "train": {"epochs": 16},
+            "train": {"steps": 2080, "epochs": 16},  # 16 epochs of the 4,147 rendered frames it trains on
         },
         "full": {},
     }
@@ -146,6 +146,7 @@ class PoseNetTask(Task):
                 "test_crops": 5,  # windows averaged per test image: across a 16:9 frame a centre one sees half of it
             },
             "train": {
+                "steps": 3900,  # optimizer steps, whatever the data: 30 epochs of the 4,147 rendered frames it trains on
                 "epochs": 30,
                 "batch_size": 32,
                 "lr": 2e-3,

@@ -55,10 +55,13 @@ class SceneLabelingTask(Task):
         "tiny": {  # the tests' preset: a small random-init resnet10t, fast and independent of any weights
             "model": {"decoder_channels": 16, "backbone": "resnet10t", "pretrained": None},
             "data": {"n_train": 16, "n_test": 4, "height": 64, "width": 64, "long_side": 64},
-            "train": {"epochs": 1, "batch_size": 8, "val_fraction": 0.0},
+            "train": {"steps": 0, "epochs": 1, "batch_size": 8, "val_fraction": 0.0},
         },
         "quick": {},
-        "full": {"data": {"n_train": 3000, "n_test": 300}, "train": {"epochs": 24, "patience": 6}},
+        "full": {
+            "data": {"n_train": 3000, "n_test": 300},
+            "train": {"steps": 4296, "epochs": 24, "patience": 6},
+        },  # 24 epochs of 3,000 scenes
     }
 
     def default_config(self) -> dict[str, Any]:
@@ -75,6 +78,7 @@ class SceneLabelingTask(Task):
             },
             "data": {"n_train": 800, "n_test": 100, "height": 128, "width": 128, "long_side": 128, "max_train": 0},
             "train": {
+                "steps": 384,  # optimizer steps, whatever the data: 8 epochs of the generator's 800 scenes, 128 of 36
                 "epochs": 8,
                 "batch_size": 16,
                 "lr": 2e-3,

@@ -53,12 +53,12 @@ class SteeringTask(Task):
                 "stats_samples": 16,
                 "sim": {"seconds": 10.0},
             },
-            "train": {"epochs": 1, "batch_size": 32},
+            "train": {"steps": 0, "epochs": 1, "batch_size": 32},
         },
         "quick": {},
         "full": {
             "data": {"n_train": 30000, "n_test": 2000, "tracks_train": 300, "tracks_test": 60, "sim": {"seconds": 900.0}},
-            "train": {"epochs": 20},
+            "train": {"steps": 8440, "epochs": 20},  # 20 epochs of the 27,000 generated frames it trains on
         },
     }
 
@@ -102,7 +102,15 @@ class SteeringTask(Task):
                     "scene_length_m": 400.0,
                 },
             },  # fmt: skip
-            "train": {"epochs": 6, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "val_fraction": 0.1},
+            "train": {
+                "steps": 342,  # optimizer steps, whatever the data: 6 epochs of the generator's 3,600 training frames
+                "epochs": 6,
+                "batch_size": 64,
+                "lr": 1e-3,
+                "weight_decay": 1e-4,
+                "schedule": "cosine",
+                "val_fraction": 0.1,
+            },
         }
 
     # -- torch side ----------------------------------------------------------------
