@@ -60,8 +60,8 @@ class SceneLabelingTask(Task):
         "quick": {},
         "full": {
             "data": {"n_train": 3000, "n_test": 300},
-            "train": {"steps": 4296, "epochs": 24, "patience": 6},
-        },  # 24 epochs of 3,000 scenes
+            "train": {"steps": 4296, "epochs": 24, "patience": 6},  # 24 epochs of 3,000 scenes
+        },
     }
 
     def default_config(self) -> dict[str, Any]:
