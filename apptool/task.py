@@ -97,6 +97,15 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def _stated_epochs_win(config: dict, overrides: dict) -> None:
+    """Epochs the user asked for win over the preset's step budget, in ``train`` and any other section with one."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            _stated_epochs_win(config[key], value)
+    if "epochs" in overrides and "steps" not in overrides and "steps" in config:
+        config["steps"] = 0
+
+
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 10,  # used when ``steps`` is 0, and always when the user states it (``--epochs``)
     "steps": 0,  # budget in optimizer steps, turned into epochs for the data at hand; 0 = use ``epochs``
@@ -167,9 +176,8 @@ class Task(ABC):
         config = deep_merge({"train": dict(TRAIN_DEFAULTS), "seed": 0}, self.default_config())
         config = deep_merge(config, self.presets[preset])
         config = deep_merge(config, overrides or {})
+        _stated_epochs_win(config, overrides or {})
         train_overrides = (overrides or {}).get("train")
-        if isinstance(train_overrides, dict) and "epochs" in train_overrides and "steps" not in train_overrides:
-            config["train"]["steps"] = 0  # epochs the user asked for win over the preset's step budget
         budget = sorted(set(train_overrides or {}) & {"epochs", "steps"}) if isinstance(train_overrides, dict) else []
         if budget and not config["train"].get("fit", True):
             raise ConfigError(

@@ -141,9 +141,9 @@ DIGIT_COUNTS = (120, 25, 90, 40, 110, 30, 70, 50, 100, 35)
 
 def render_dbn_hashing(folder: Path, seed: int, per_class_test: int = 12, database_share: float = 1.0) -> str:
     """The real 8x8 digits as 28-px scans: dark ink on textured paper, tilted and shifted, skewed class counts."""
-    counts = [max(2, int(round(n * database_share))) for n in DIGIT_COUNTS]
     from apptool_dbn_hashing.data import digit_images
 
+    counts = [max(2, int(round(n * database_share))) for n in DIGIT_COUNTS]
     images, labels = digit_images()
     rng = np.random.default_rng([seed, 18, 4])
     order = rng.permutation(len(labels))

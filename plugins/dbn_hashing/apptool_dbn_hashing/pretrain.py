@@ -18,8 +18,7 @@ import torch
 from apptool.engine.trainer import epochs_for_budget
 from apptool_dbn_hashing.data import to_model_input
 from apptool_dbn_hashing.model import DBNHasher
-from apptool_dbn_hashing.rbm import train_stack
-from apptool_dbn_hashing.settings import RBM_DEFAULTS
+from apptool_dbn_hashing.rbm import batch_size, train_stack
 
 
 @torch.no_grad()
@@ -54,9 +53,8 @@ def pretrain(model: DBNHasher, train: Any, val: Any, config: dict[str, Any], pro
         return None
     started = time.perf_counter()
     sizes = [*config["model"]["hidden"], int(config["model"]["bits"])]
-    opts = {**RBM_DEFAULTS, **config["model"]["rbm"]}
-    batches = len(fit_v) // max(1, min(int(opts["batch_size"]), len(fit_v)))  # train_rbm's full batches per epoch
-    epochs, budget = epochs_for_budget(opts, batches)
+    opts = config["model"]["rbm"]
+    epochs, budget = epochs_for_budget(opts, len(fit_v) // batch_size(opts, len(fit_v)))
     if progress:
         print(f"RBM stack: {budget}", file=sys.stderr)
     rbms, layers = train_stack(

@@ -71,6 +71,11 @@ class RBM:
         return ((v - self.visible_mean(self.hidden_probs(v))) ** 2).sum(1).mean()
 
 
+def batch_size(opts: dict[str, Any], n: int) -> int:
+    """The CD minibatch for ``n`` examples: epochs take its full batches only, so never more than ``n``."""
+    return max(1, min(int(opts["batch_size"]), n))
+
+
 def train_rbm(
     rbm: RBM,
     data: torch.Tensor,
@@ -82,7 +87,7 @@ def train_rbm(
     """Fit ``rbm`` to ``data`` [N, visible] in place by CD-k or PCD; return the per-epoch log."""
     opts = {**RBM_DEFAULTS, **opts}
     lr = float(opts["gaussian_lr"] if rbm.visible == "gaussian" else opts["lr"])
-    k, batch = max(1, int(opts["cd_k"])), max(1, min(int(opts["batch_size"]), len(data)))
+    k, batch = max(1, int(opts["cd_k"])), batch_size(opts, len(data))
     target, cost, decay = float(opts["sparsity_target"]), float(opts["sparsity_cost"]), float(opts["sparsity_decay"])
     velocity = [torch.zeros_like(p) for p in (rbm.weight, rbm.visible_bias, rbm.hidden_bias)]
     activity = torch.full_like(rbm.hidden_bias, target)  # running mean of hidden probabilities, for the sparsity term

@@ -87,15 +87,9 @@ class DbnHashingTask(Task):
         }
 
     def config(self, preset: str = "quick", overrides: dict | None = None) -> dict[str, Any]:
-        """As the base class; with ``model.features=backbone``, the encoder's input mean/std fill ``model.mean``/``std``.
-
-        RBM epochs the user states win over the preset's update budget, as training epochs do.
-        """
+        """As the base class; with ``model.features=backbone``, the encoder's input mean/std fill ``model.mean``/``std``."""
         config = super().config(preset, overrides)
         model = config["model"]
-        stated = ((overrides or {}).get("model") or {}).get("rbm")
-        if isinstance(stated, dict) and "epochs" in stated and "steps" not in stated:
-            model["rbm"]["steps"] = 0
         if model["features"] == "backbone":
             fill_normalization(model, model["backbone"], model.get("pretrained"))
         return config
