@@ -38,7 +38,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from apptool.errors import ConfigError
-from apptool_gesture.rocket import MiniRocket
+from apptool_gesture.rocket import NO_SHARE, MiniRocket
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -193,18 +193,26 @@ class GestureNet(nn.Module):
         """The MiniRocket head's calibrated logits from its features."""
         return F.linear(proportions, self.rocket_weight, self.rocket_bias)
 
+    @property
+    def runs_rocket(self) -> bool:
+        """Whether the MiniRocket head has a share of the mix: calibrated to none, no graph computes its features."""
+        return self.rocket is not None and float(self.mix_log_shares[1].exp()) > 2 * NO_SHARE
+
     def mix(self, logits: torch.Tensor, proportions: torch.Tensor | None) -> torch.Tensor:
-        """The network's logits, or with the MiniRocket head the log of both heads' class probabilities mixed."""
+        """The network's logits, or with the MiniRocket head the log of both heads' class probabilities mixed
+        (the network's alone when the head was calibrated out and ``proportions`` is None)."""
         if self.rocket is None:
             return logits
         a = F.log_softmax(logits, 1) + self.mix_log_shares[0]
+        if proportions is None:
+            return a
         b = F.log_softmax(self.rocket_logits(proportions), 1) + self.mix_log_shares[1]
         top = torch.maximum(a, b)  # log-sum-exp by hand: ONNX has no logaddexp
         return top + torch.log(torch.exp(a - top) + torch.exp(b - top))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) of a padded batch: both heads mixed (``mix``)."""
-        return self.mix(self.network_logits(x, lengths), self.rocket(x, lengths) if self.rocket is not None else None)
+        return self.mix(self.network_logits(x, lengths), self.rocket(x, lengths) if self.runs_rocket else None)
 
     def network_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The trained head's logits: unidirectional as the offline graph runs; bidirectional packed (sorted by length)."""
@@ -248,7 +256,7 @@ class OfflineGraph(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.net.bidirectional:
             return self.net(x, lengths)  # training already runs the unpacked graph
-        proportions = self.net.rocket(x, lengths) if self.net.rocket is not None else None
+        proportions = self.net.rocket(x, lengths) if self.net.runs_rocket else None
         h = self.net.frontend(x)
         for fwd, bwd in zip(self.forward_layers, self.backward_layers):
             ahead = fwd(h)[0]
@@ -297,8 +305,10 @@ class StepGraph(nn.Module):
             new["fcn_sum"] = state["fcn_sum"] + features
             final = torch.cat([final, new["fcn_sum"] / count], 1)
         proportions = None
-        if self.net.rocket is not None:
+        if self.net.runs_rocket:
             proportions, new["rocket_buf"], new["rocket_counts"] = self.net.rocket.step(
                 x, state["rocket_buf"], state["rocket_counts"], count
             )
+        elif self.net.rocket is not None:  # calibrated out of the mix: its state passes through, the contract stays
+            new["rocket_buf"], new["rocket_counts"] = state["rocket_buf"], state["rocket_counts"]
         return (self.net.mix(self.net.head(final), proportions), *(new[name] for name in self.names))

@@ -118,6 +118,7 @@ class MiniRocket(nn.Module):
 
 #: The MiniRocket head's share of the mix that ``fit_mix_shares`` tries on the validation split.
 SHARES = np.linspace(0.0, 1.0, 21)
+NO_SHARE = 1e-6  # a share of 0 as stored: its log stays finite
 
 
 def apply_in_batches(function, sequences: list[np.ndarray], width: int) -> np.ndarray:
@@ -158,7 +159,7 @@ def fit_mix_shares(model: nn.Module, sequences: list[np.ndarray], labels: np.nda
     picked = np.arange(len(labels)), labels
     losses = [-np.mean(np.log((1 - s) * network[picked] + s * rocket[picked] + 1e-12)) for s in SHARES]
     share = float(SHARES[int(np.argmin(losses))])
-    model.mix_log_shares.copy_(torch.log(torch.tensor([1 - share, share]).clamp_min(1e-6)))
+    model.mix_log_shares.copy_(torch.log(torch.tensor([1 - share, share]).clamp_min(NO_SHARE)))
     mixed = (1 - share) * network + share * rocket
     accuracy = {
         name: float(np.mean(p.argmax(1) == labels))

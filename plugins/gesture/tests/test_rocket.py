@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from apptool_gesture.model import StepGraph
 from apptool_gesture.rocket import MiniRocket, fit_mix_shares, fit_rocket_head, on_grid
 from apptool_gesture.rocket_plan import KERNELS, dilations_for, fit_ridge, state_sizes
+from apptool_gesture.streaming import state_shapes
 from apptool_gesture.task import GestureTask
+
+from apptool.onnx_export import export_onnx
 
 
 def reference_proportions(rocket: MiniRocket, seq: np.ndarray) -> np.ndarray:
@@ -109,14 +114,16 @@ def two_waves(seed: int) -> tuple[list[np.ndarray], np.ndarray]:
     return seqs, np.arange(20) % 2
 
 
+HEAD_CONFIG = {
+    "input": {"n_features": 1, "raw_dims": 1, "median_frames": 50},
+    "labels": ["slow", "fast"],
+    "model": {"hidden": 4, "layers": 1, "conv_channels": 0, "fcn_channels": [], "rocket_features": 840},
+}
+
+
 def untrained_net_with_head():
-    config = {
-        "input": {"n_features": 1, "raw_dims": 1, "median_frames": 50},
-        "labels": ["slow", "fast"],
-        "model": {"hidden": 4, "layers": 1, "conv_channels": 0, "fcn_channels": [], "rocket_features": 840},
-    }
     torch.manual_seed(0)
-    return GestureTask().build_model(config).eval()
+    return GestureTask().build_model(HEAD_CONFIG).eval()
 
 
 def test_prepare_fits_the_head_and_the_output_mixes_both_heads():
@@ -151,3 +158,33 @@ def test_calibration_shares_the_mix_by_each_heads_held_out_log_loss():
     assert fit_mix_shares(net, held_out, labels)["minirocket_share"] == 0.0
     with torch.no_grad():
         torch.testing.assert_close(torch.exp(net(x, lengths)), network, atol=1e-5, rtol=0)
+
+
+def test_a_head_calibrated_out_of_the_mix_is_not_run(monkeypatch, tmp_path):
+    """Share 0: neither the offline nor the step graph computes MiniRocket's features, in torch or in ONNX; the step graph
+    still passes its state on."""
+    net = untrained_net_with_head()
+    fit_rocket_head(net, *two_waves(0))
+    net.rocket_weight.neg_()  # a head that lies: calibration gives it no share
+    net.rocket_bias.neg_()
+    held_out, labels = two_waves(1)
+    assert fit_mix_shares(net, held_out, labels)["minirocket_share"] == 0.0 and not net.runs_rocket
+    x, lengths = torch.from_numpy(np.stack(held_out)), torch.full((20,), 50)
+    shapes = state_shapes(HEAD_CONFIG, 2)
+    names, state = list(shapes), [torch.ones(shape) for shape in shapes.values()]
+    monkeypatch.setattr(net.rocket, "forward", lambda *a: pytest.fail("MiniRocket ran offline"))
+    monkeypatch.setattr(net.rocket, "step", lambda *a: pytest.fail("MiniRocket ran streaming"))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            torch.exp(net(x, lengths)), torch.softmax(net.network_logits(x, lengths), 1), atol=1e-5, rtol=0
+        )
+        out = StepGraph(net, names)(x[:2, 0], *state)
+    passed = dict(zip(names, out[1:]))
+    assert (
+        passed["rocket_buf"] is state[names.index("rocket_buf")]
+        and passed["rocket_counts"] is state[names.index("rocket_counts")]
+    )
+    report = export_onnx(GestureTask(), net, {**HEAD_CONFIG, "task": "gesture", "seed": 0}, tmp_path)
+    assert max(report["parity_max_abs_diff"].values()) < 1e-5
+    for graph in ("model", "step"):  # this network has no convolution of its own: any Conv would be MiniRocket's
+        assert "Conv" not in {node.op_type for node in onnx.load(str(tmp_path / f"{graph}.onnx")).graph.node}
