@@ -10,7 +10,8 @@ Run from the repository root (2 CPU cores: the quick preset takes minutes, ``ful
     python benchmarks/foreign_data.py                       # posenet, default preset (quick), seed 0
     python benchmarks/foreign_data.py --preset full --seed 1
     python benchmarks/foreign_data.py --small                # a tenth of the training data: budgets must follow it
-    python benchmarks/foreign_data.py --task scene_labeling # captioning, steering, dbn_hashing: foreign_tasks.py
+    python benchmarks/foreign_data.py --task scene_labeling # captioning, steering, dbn_hashing, image_classification:
+                                                            # foreign_tasks.py
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Foreign data for the image tasks: a folder in each task's public layout, rendered with settings its generator
-never defaults to (other image sizes and aspect ratios, class lists and balances, camera, light, compression),
+never defaults to (other image sizes and aspect ratios, class lists and balances, camera, light, compression)
+or cut from real photographs (image classification's textures),
 for ``foreign_data.py``: train with the default preset as a user would and print the model beside its baseline.
 
 ``TASKS`` has ``foreign_data.TASKS``'s form: task -> (renderer, [(label, model metric, baseline metric)],
@@ -166,6 +167,37 @@ def render_dbn_hashing(folder: Path, seed: int, per_class_test: int = 12, databa
     )
 
 
+# -- image classification: ImageFolder train/<class>, test/<class> ------------------------------------
+#: Real photographs of surfaces shipped with scikit-image, one class each: no shape, digit or colour to go by.
+TEXTURES = ("brick", "grass", "gravel", "moon")
+
+
+def render_image_classification(folder: Path, seed: int, per_class_train: int = 40, per_class_test: int = 30) -> str:
+    """Crops of real texture photographs at random scales and sizes, JPEG: training crops from each photo's top half, test crops from its bottom half."""
+    from skimage import data
+
+    rng = np.random.default_rng([seed, 18, 5])
+    for name in TEXTURES:
+        photo = getattr(data, name)()
+        half = photo.shape[0] // 2
+        for split, count, rows in (("train", per_class_train, photo[:half]), ("test", per_class_test, photo[half:])):
+            for index in range(count):
+                side = int(rng.integers(48, min(rows.shape[0], 200)))
+                top, left = (int(rng.integers(0, limit - side + 1)) for limit in rows.shape[:2])
+                crop = rows[top : top + side, left : left + side].astype(np.float32)
+                crop = np.rot90(crop, 2) if rng.random() < 0.5 else crop
+                crop = (crop - crop.mean()) * rng.uniform(0.7, 1.2) + crop.mean() * rng.uniform(0.8, 1.2)
+                size = int(rng.integers(64, 129))
+                grey = cv2.resize(np.clip(crop, 0, 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_AREA)
+                _jpeg(
+                    folder / split / name / f"{index:04d}.jpg", np.repeat(grey[:, :, None], 3, axis=2), int(rng.integers(70, 95))
+                )
+    return (
+        f"textures seed {seed}: {per_class_train} train / {per_class_test} test crops per class of scikit-image's "
+        f"{', '.join(TEXTURES)} photographs (train from each photo's top half, test from its bottom half), 64-128 px grey JPEG"
+    )
+
+
 #: ``foreign_data.py --small``: each renderer's arguments for a training set a tenth of the usual size or less,
 #: which a budget written in epochs would leave untrained.
 SMALL = {
@@ -173,6 +205,7 @@ SMALL = {
     "captioning": {"n_train": 150},
     "steering": {"train_tracks": 2, "frames": 60},
     "dbn_hashing": {"database_share": 0.1},
+    "image_classification": {"per_class_train": 4},
 }
 
 TASKS = {
@@ -207,6 +240,12 @@ TASKS = {
         render_dbn_hashing,
         [("mAP", "map", "itq_map"), ("precision@10", "precision_at_10", "itq_precision_at_10")],
         "PCA-ITQ with the same number of bits",
+        None,
+    ),
+    "image_classification": (
+        render_image_classification,
+        [("accuracy", "accuracy", "baseline_hog_logreg")],
+        "HOG + colour histogram, logistic regression, on the same training split",
         None,
     ),
 }
