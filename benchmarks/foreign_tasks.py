@@ -186,7 +186,8 @@ def render_image_classification(folder: Path, seed: int, per_class_train: int = 
                 top, left = (int(rng.integers(0, limit - side + 1)) for limit in rows.shape[:2])
                 crop = rows[top : top + side, left : left + side].astype(np.float32)
                 crop = np.rot90(crop, 2) if rng.random() < 0.5 else crop
-                crop = (crop - crop.mean()) * rng.uniform(0.7, 1.2) + crop.mean() * rng.uniform(0.8, 1.2)
+                mean = crop.mean()
+                crop = (crop - mean) * rng.uniform(0.7, 1.2) + mean * rng.uniform(0.8, 1.2)
                 size = int(rng.integers(64, 129))
                 grey = cv2.resize(np.clip(crop, 0, 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_AREA)
                 _jpeg(
