@@ -28,7 +28,8 @@ import numpy as np
 from apptool_posenet.cambridge import write_split
 from apptool_posenet.generator import render_walk, smooth_noise
 from apptool_posenet.geometry import look_rotation
-from apptool_posenet.scene import SIGN_PHOTOS, Layout, Lighting
+from apptool_posenet.scene import SIGN_PHOTOS, Layout, Lighting, landmark
+from apptool_posenet.structure import write_structure
 
 WALLS = ("coins", "moon", "camera", "page", "horse", "cell")  # not the built-in brick and gravel
 MARGIN_M = 4.0  # walks keep this far from the walls
@@ -147,12 +148,13 @@ def loop_walk(
 
 
 def write_courtyard(folder: Path, settings: CourtyardSettings) -> Path:
-    """Render the walks and write them as a Cambridge Landmarks folder (test walks numbered after the training ones)."""
+    """Render the walks and write them as a Cambridge Landmarks folder (test walks numbered after the training ones, and the NVM)."""
     layout = courtyard_layout(settings)
     walks = {
         "train": range(settings.train_walks),
         "test": range(settings.train_walks, settings.train_walks + settings.test_walks),
     }
+    every_name, every_pose = [], []
     for split, numbers in walks.items():
         names, images, poses = [], [], []
         for number in numbers:
@@ -173,4 +175,9 @@ def write_courtyard(folder: Path, settings: CourtyardSettings) -> Path:
             images += seq.images
             poses.append(seq.poses)
         write_split(Path(folder), split, names, images, np.concatenate(poses), scene=f"apptool courtyard, seed {settings.seed}")
+        every_name += names
+        every_pose += poses
+    write_structure(
+        folder, landmark(layout), every_name, np.concatenate(every_pose), settings.image_size, settings.hfov_deg, settings.seed
+    )
     return Path(folder)

@@ -24,11 +24,17 @@ from apptool.images import read_image
 from apptool_posenet.cambridge import SPLIT_FILES, read_pose_file, write_split
 from apptool_posenet.generator import render_sequence
 from apptool_posenet.geometry import intrinsics, turned_towards
+from apptool_posenet.nvm import FILE as NVM_FILE
+from apptool_posenet.nvm import image_key, read_nvm
 from apptool_posenet.preprocess import crop_corner, jitter, pixel_stats, prepare, resize_short, to_chw
-from apptool_posenet.scene import footprints
+from apptool_posenet.scene import footprints, landmark
+from apptool_posenet.structure import scene_structure, write_structure
 
 MAX_TRAJECTORY_POINTS = 300
 MIN_INPUT = 32  # the encoder's output stride
+REPROJECTION_POINTS = 64  # per training image, for the geometric loss
+#: Camera centres of the NVM and of dataset_train.txt further apart than this share of the scene are two frames.
+MAX_FRAME_MISMATCH = 0.01
 
 
 class PoseDataset:
@@ -45,6 +51,7 @@ class PoseDataset:
         paths: list[Path] | None = None,
         sources: list[str] | None = None,
         reference: PoseDataset | None = None,
+        structure: tuple[np.ndarray, list[np.ndarray]] | None = None,
     ):
         self.poses = np.asarray(poses, np.float64)
         self.names = names
@@ -63,6 +70,7 @@ class PoseDataset:
         self._sources = sources
         self._cache: dict[int, np.ndarray] = {}
         self.reference = reference
+        self.points, self.seen = (None, None) if structure is None else ((structure[0] - self.mean) / self.scale, structure[1])
 
     def set_epoch(self, epoch: int) -> None:
         """The trainer calls this before each epoch: augmentation draws from (seed, epoch, index) only."""
@@ -87,7 +95,7 @@ class PoseDataset:
         pose = self.poses[index]
         return np.concatenate([(pose[:3] - self.mean) / self.scale, pose[3:]]).astype(np.float32)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         if not self.train:
             return prepare(self.image(index), self.resize, self.size, stats=self.stats), self.target(index)
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
@@ -100,7 +108,17 @@ class PoseDataset:
             dx, dy = left + self.size / 2 - w / 2, top + self.size / 2 - h / 2
             focal = intrinsics(w, h, self.hfov_deg)[0, 0]
             target[3:] = turned_towards(self.poses[index, 3:], dx, dy, focal)
-        return to_chw(jitter(window, rng, self.jitter), self.stats), target
+        item = to_chw(jitter(window, rng, self.jitter), self.stats), target
+        return item if self.points is None else (*item, self.seen_points(index, rng))
+
+    def seen_points(self, index: int, rng: np.random.Generator) -> np.ndarray:
+        """``REPROJECTION_POINTS`` rows (x, y, z normalised, weight) drawn from the points this image sees (weight 0: none)."""
+        ids = self.seen[index]
+        rows = np.zeros((REPROJECTION_POINTS, 4), np.float32)
+        if len(ids):
+            rows[:, :3] = self.points[rng.choice(ids, REPROJECTION_POINTS, replace=len(ids) < REPROJECTION_POINTS)]
+            rows[:, 3] = 1.0
+        return rows
 
 
 def pose_stats(poses: np.ndarray) -> dict[str, Any]:
@@ -152,6 +170,42 @@ def _builtin(config: dict[str, Any]):
             names += [f"seq{first[split] + i}/frame{j + 1:05d}.png" for j in range(len(seq.images))]
         splits[split] = (images, np.concatenate(poses), names)
     return splits
+
+
+def _builtin_structure(config: dict[str, Any], poses: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    data = config["data"]
+    size = tuple(int(v) for v in data["render_size"])
+    return scene_structure(landmark(), poses, size, float(data["hfov_deg"]), int(config["seed"]))
+
+
+def read_structure(data_dir: Path, names: list[str], poses: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The scene's points and, per training image, those it sees, from ``DIR/reconstruction.nvm``.
+
+    Refused when the file is missing, names none of the training images, or places their
+    cameras elsewhere than ``dataset_train.txt`` does (another frame: the loss would be wrong).
+    """
+    path = Path(data_dir) / NVM_FILE
+    if not path.is_file():
+        raise DataError(
+            f"{path}: not there; model.reprojection_weight > 0 needs the scene's 3D points "
+            "(a Cambridge Landmarks folder ships them), or set it to 0"
+        )
+    model = read_nvm(path)
+    cameras = {key: i for i, key in enumerate(model.keys)}
+    matched = [cameras.get(image_key(name)) for name in names]
+    found = [(row, cam) for row, cam in enumerate(matched) if cam is not None]
+    if not found:
+        raise DataError(f"{path}: none of its {len(model.keys)} cameras is an image of {SPLIT_FILES['train']}")
+    rows, cams = map(list, zip(*found))
+    apart = np.median(np.linalg.norm(model.centres[cams] - poses[rows, :3], axis=1))
+    extent = np.ptp(poses[:, :3], axis=0).max()
+    if apart > MAX_FRAME_MISMATCH * extent:
+        raise DataError(
+            f"{path}: its cameras lie a median {apart:.3g} m from where {SPLIT_FILES['train']} puts them "
+            f"(scene {extent:.3g} m): not the frame of the pose list"
+        )
+    empty = np.zeros(0, np.int64)
+    return model.points, [empty if cam is None else model.seen[cam] for cam in matched]
 
 
 def rendered_short_side(data: dict[str, Any]) -> int:
@@ -210,19 +264,29 @@ def load_splits(config: dict[str, Any], data_dir: Path | None) -> tuple[PoseData
         is_train = split == "train"
         if data_dir is None:
             images, poses, names = raw[split]
-            sets[split] = PoseDataset(poses, names, config, stats, is_train, images=images)
+            inputs = {"images": images}
         else:
             found = lists[split]
-            names = [str(p.relative_to(data_dir.resolve())) for p in found.paths]
-            sets[split] = PoseDataset(found.poses, names, config, stats, is_train, paths=found.paths, sources=found.sources)
+            poses, names = found.poses, [str(p.relative_to(data_dir.resolve())) for p in found.paths]
+            inputs = {"paths": found.paths, "sources": found.sources}
+        if is_train and float(config["model"].get("reprojection_weight", 0.0)) > 0:
+            inputs["structure"] = (
+                _builtin_structure(config, poses) if data_dir is None else read_structure(data_dir, names, poses)
+            )
+        sets[split] = PoseDataset(poses, names, config, stats, is_train, **inputs)
     sets["test"].reference = sets["train"]
     info = {"pose_stats": stats, "scene": scene_info(train_poses, source), "data": config["data"]}
     return sets["train"], sets["test"], info
 
 
 def write_cambridge(folder: Path, config: dict[str, Any]) -> Path:
-    """Save the built-in walks in the Cambridge Landmarks layout (PNG frames per sequence, two pose lists)."""
+    """Save the built-in walks in the Cambridge Landmarks layout (PNG frames per sequence, two pose lists, the NVM)."""
     config = {**config, "data": input_settings(config, rendered_short_side(config["data"]))}
-    for split, (images, poses, names) in _builtin(config).items():
+    splits = _builtin(config)
+    for split, (images, poses, names) in splits.items():
         write_split(folder, split, names, images, poses)
+    names = [name for _, _, split_names in splits.values() for name in split_names]
+    poses = np.concatenate([split_poses for _, split_poses, _ in splits.values()])
+    height, width = splits["train"][0][0].shape[:2]  # the frames as saved, at data.resize
+    write_structure(folder, landmark(), names, poses, (width, height), float(config["data"]["hfov_deg"]), int(config["seed"]))
     return Path(folder)

@@ -127,6 +127,7 @@ class PoseNetTask(Task):
                 "dropout": 0.2,
                 "loss": "beta",  # the learned weighting ends at 1/10 of this weight on position: 1.53 -> 0.98 m built-in
                 "beta": 0.5,  # on positions normalised by the training set's spread, so it means the same at any scale
+                "reprojection_weight": 0.0,  # > 0: add Kendall & Cipolla's geometric loss (needs the scene's 3D points)
                 "sx_init": 0.0,
                 "sq_init": -3.0,
                 "layout_channels": 16,
@@ -158,7 +159,8 @@ class PoseNetTask(Task):
         }
 
     def validate_config(self, config: dict[str, Any]) -> None:
-        """``model.loss`` names a loss ``pose_loss`` knows, ``data.hfov_deg`` a lens's field of view, ``data.test_crops`` a count."""
+        """``model.loss`` names a loss ``pose_loss`` knows, the geometric term's weight is not negative,
+        ``data.hfov_deg`` is a lens's field of view, ``data.test_crops`` a count."""
         loss = config["model"]["loss"]
         if loss not in LOSSES:
             raise ConfigError(f"model.loss = {loss!r}: expected one of {', '.join(map(repr, LOSSES))}")
@@ -167,6 +169,9 @@ class PoseNetTask(Task):
             raise ConfigError(
                 f"data.hfov_deg = {hfov!r}: expected the lens's horizontal field of view, {MIN_HFOV_DEG} to {MAX_HFOV_DEG} degrees"
             )
+        weight = config["model"]["reprojection_weight"]
+        if weight < 0:
+            raise ConfigError(f"model.reprojection_weight = {weight!r}: expected 0 (off) or a positive weight")
         crops = config["data"]["test_crops"]  # the schema has already refused what is not an integer
         if crops < 1:
             raise ConfigError(f"data.test_crops = {crops!r}: expected how many windows to average per test image, 1 or more")
@@ -186,7 +191,7 @@ class PoseNetTask(Task):
             int(m.get("layout_channels", 0)),
             input_size(data, rendered_short_side(data))[1],  # the data's, once training has fixed it
         )
-        model.loss_kind, model.beta = m["loss"], float(m["beta"])
+        model.loss_kind, model.beta, model.reprojection_weight = m["loss"], float(m["beta"]), float(m["reprojection_weight"])
         model.log_vars.requires_grad_(m["loss"] == "learned")  # unused by the β loss: DDP must not wait for its gradient
         return model
 
@@ -205,9 +210,11 @@ class PoseNetTask(Task):
     def loss(self, model, batch):
         from apptool_posenet.model import pose_loss
 
-        images, target = batch
+        images, target, *points = batch  # the scene's points come with the batch when the geometric term is on
         xyz, quat, _, log_vars = model(images, with_log_vars=True)
-        return pose_loss(xyz, quat, target, log_vars, model.loss_kind, model.beta)
+        return pose_loss(
+            xyz, quat, target, log_vars, model.loss_kind, model.beta, points[0] if points else None, model.reprojection_weight
+        )
 
     def graphs(self, model, config: dict[str, Any]) -> list[Graph]:
         size = model.input_size
